@@ -6,7 +6,6 @@ checkpoints and Grad-CAM can find layers by readable names.
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
 __all__ = ["conv_bn_act", "conv_block", "upsample", "segmentation_head"]
