@@ -1,0 +1,306 @@
+"""Experiment files: their schema, defaults and validation.
+
+An experiment is a JSON object with the sections ``model``, ``data`` and ``training`` (see the
+README's experiment-file reference, which mirrors ``SCHEMA`` below). ``load_config`` reads a
+file, applies command-line overrides, fills in defaults and checks everything that can be
+checked before training starts: unknown keys (with the nearest valid key suggested), types,
+allowed values, model / loss / metric / optimizer names and the dataset folder. All problems
+are reported together, each naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["ConfigError", "Field", "SCHEMA", "load_config", "validate_config", "parse_override"]
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DATASETS = ("synthetic_polyps", "folder")
+_REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """An experiment file is invalid. ``problems`` lists each message ("FILE: key: what")."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid experiment:\n  " + "\n  ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of an experiment file: its JSON type(s), default, allowed values and a check.
+
+    ``check(value)`` returns an error message, or ``None`` when the value is fine.
+    """
+
+    types: tuple
+    default: Any = _REQUIRED
+    choices: tuple | None = None
+    check: Callable[[Any], str | None] | None = None
+    doc: str = ""
+
+
+def _positive(value):
+    return None if value > 0 else f"must be positive, got {value}"
+
+
+def _fraction(value):
+    return None if 0.0 < value < 1.0 else f"must be between 0 and 1 (exclusive), got {value}"
+
+
+def _image_size(value):
+    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                  for v in value):
+        return f"must be [height, width] with two positive integers, got {value!r}"
+    return None
+
+
+def _model_name(value):
+    from kerasmed.models.registry import get_spec
+    try:
+        get_spec(value)
+    except KeyError as err:
+        return err.args[0]
+    return None
+
+
+def _named_object(module_name):
+    def check(value):
+        import importlib
+        try:
+            importlib.import_module(module_name).get(value)
+        except (ValueError, TypeError) as err:
+            return str(err)
+        return None
+    return check
+
+
+def _metrics(value):
+    check = _named_object("kerasmed.metrics")
+    messages = [m for m in (check(v) for v in value) if m]
+    return "; ".join(messages) or None
+
+
+def _optimizer(value):
+    import keras
+    name = value.get("name")
+    if not isinstance(name, str):
+        return "needs a 'name' (for example \"adam\")"
+    classes = {c.__name__.lower(): c for c in vars(keras.optimizers).values()
+               if inspect.isclass(c) and issubclass(c, keras.optimizers.Optimizer)
+               and c is not keras.optimizers.Optimizer and c.__name__ != "LossScaleOptimizer"}
+    if name.lower() not in classes:
+        from kerasmed.models.registry import unknown_name_message
+        return unknown_name_message("optimizer", name, classes)
+    params = inspect.signature(classes[name.lower()]).parameters
+    for key in value:
+        if key != "name" and key not in params:
+            return _unknown_key_message(f"optimizer {name!r} argument", key, params)
+    return None
+
+
+def _unknown_key_message(kind, key, valid):
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown {kind} {key!r}.{hint}"
+
+
+_INT, _FLOAT, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
+
+SCHEMA: dict = {
+    "name": Field(_STR, None, doc="run name; default: the experiment file's stem"),
+    "description": Field(_STR, "", doc="free text, copied to the run directory"),
+    "seed": Field(_INT, 0, doc="seeds Python, NumPy and the backend, and the data split"),
+    "model": {
+        "name": Field(_STR, check=_model_name, doc="a name from kerasmed.models.list_models()"),
+        "params": Field((dict,), {}, doc="keyword arguments of the builder; input_shape is "
+                                         "filled in from data.image_size and data.channels"),
+    },
+    "data": {
+        "dataset": Field(_STR, choices=DATASETS, doc="the reader for data.root's layout"),
+        "root": Field(_STR, doc="dataset folder; relative paths start at the working directory"),
+        "images_dir": Field(_STR, "images", doc="folder dataset: image sub-folder"),
+        "masks_dir": Field(_STR, "masks", doc="folder dataset: mask sub-folder"),
+        "synthetic": {
+            "n_images": Field(_INT, 200, check=_positive),
+            "height": Field(_INT, 288, check=_positive),
+            "width": Field(_INT, 384, check=_positive),
+            "seed": Field(_INT, 0),
+        },
+        "image_size": Field((list,), [256, 256], check=_image_size, doc="[height, width] fed to "
+                                                                        "the model"),
+        "channels": Field(_INT, 3, choices=(1, 3)),
+        "normalization": Field(_STR, "dtype_range", choices=("dtype_range", "minmax")),
+        "mask_threshold": Field(_FLOAT + (type(None),), None,
+                                doc="foreground is mask > threshold; null: half the dtype range"),
+        "val_fraction": Field(_FLOAT, 0.2, check=_fraction),
+        "cache": Field(_BOOL, False, doc="keep decoded, resized samples in memory"),
+        "workers": Field(_INT, 1, check=_positive),
+        "use_multiprocessing": Field(_BOOL, False),
+    },
+    "training": {
+        "epochs": Field(_INT, 50, check=_positive),
+        "batch_size": Field(_INT, 8, check=_positive),
+        "optimizer": Field((dict,), {"name": "adam", "learning_rate": 1e-3}, check=_optimizer,
+                           doc="{\"name\": ..., and the optimizer's keyword arguments}"),
+        "loss": Field((str, dict), "bce_dice", check=_named_object("kerasmed.losses")),
+        "metrics": Field((list,), ["dice", "iou"], check=_metrics),
+        "precision": Field(_STR, "float32", choices=PRECISIONS),
+        "monitor": Field(_STR, "val_dice", doc="history column that picks the best checkpoint"),
+        "monitor_mode": Field(_STR, "max", choices=("min", "max")),
+        "verbose": Field(_INT, 1, choices=(0, 1, 2), doc="0 silent, 1 progress bar, 2 a line "
+                                                         "per epoch"),
+    },
+}
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "an object", type(None): "null"}
+
+
+def _type_ok(value, types):
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
+
+
+def _check(raw, schema, where, path, problems, out):
+    for key in raw:
+        if key not in schema:
+            problems.append(f"{where}: {path}{key}: "
+                            + _unknown_key_message("key", key, schema)
+                            + f" Valid keys: {', '.join(schema)}")
+    for key, spec in schema.items():
+        dotted = f"{path}{key}"
+        if isinstance(spec, dict):
+            sub = raw.get(key, {})
+            if not isinstance(sub, dict):
+                problems.append(f"{where}: {dotted}: expected an object, got {sub!r}")
+                continue
+            out[key] = {}
+            _check(sub, spec, where, dotted + ".", problems, out[key])
+            continue
+        if key not in raw:
+            if spec.default is _REQUIRED:
+                problems.append(f"{where}: {dotted}: required key is missing")
+            else:
+                out[key] = copy.deepcopy(spec.default)
+            continue
+        value = raw[key]
+        if not _type_ok(value, spec.types):
+            expected = " or ".join(_TYPE_NAMES[t] for t in spec.types)
+            problems.append(f"{where}: {dotted}: expected {expected}, got {value!r}")
+            continue
+        if spec.choices is not None and value not in spec.choices:
+            close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            problems.append(f"{where}: {dotted}: {value!r} is not one of "
+                            f"{', '.join(map(repr, spec.choices))}.{hint}")
+            continue
+        message = spec.check(value) if spec.check else None
+        if message:
+            problems.append(f"{where}: {dotted}: {message}")
+            continue
+        out[key] = value
+
+
+def _check_model_params(config, where, problems):
+    from kerasmed.models.registry import get_spec
+    try:
+        spec = get_spec(config["model"]["name"])
+    except (KeyError, TypeError):
+        return  # already reported
+    allowed = spec.parameters()
+    for key in config["model"]["params"]:
+        if key == "input_shape":
+            problems.append(f"{where}: model.params.input_shape: set data.image_size and "
+                            f"data.channels instead; the input shape is taken from them")
+        elif key not in allowed:
+            problems.append(f"{where}: model.params.{key}: "
+                            + _unknown_key_message(f"parameter of model {spec.name!r}", key,
+                                                   allowed)
+                            + f" Valid parameters: {', '.join(allowed)}")
+
+
+def _check_dataset(config, where, problems):
+    data = config["data"]
+    root = Path(data["root"])
+    if data["dataset"] == "synthetic_polyps":
+        return  # generated into root on first use
+    if not root.is_dir():
+        problems.append(f"{where}: data.root: dataset folder {root.resolve()} does not exist")
+        return
+    for key in ("images_dir", "masks_dir"):
+        if not (root / data[key]).is_dir():
+            problems.append(f"{where}: data.{key}: folder {(root / data[key]).resolve()} "
+                            f"does not exist")
+
+
+def validate_config(raw: dict, where: str = "<config>") -> dict:
+    """Check an experiment dictionary and return it with every default filled in.
+
+    Raises ``ConfigError`` listing every problem found, each prefixed with ``where`` (the file).
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: the experiment must be a JSON object"])
+    problems: list[str] = []
+    config: dict = {}
+    _check(raw, SCHEMA, where, "", problems, config)
+    if not problems:
+        _check_model_params(config, where, problems)
+        _check_dataset(config, where, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def parse_override(text: str):
+    """Parse a ``--set`` override ``dotted.key=VALUE`` (VALUE as JSON, else a plain string).
+
+    Returns ``(["dotted", "key"], value)``.
+    """
+    if "=" not in text:
+        raise ConfigError([f"--set {text}: expected KEY=VALUE, for example training.epochs=2"])
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def load_config(path, overrides=()) -> dict:
+    """Read, override and validate an experiment file.
+
+    ``overrides`` are ``KEY=VALUE`` strings (as from ``kerasmed-train --set``). Returns the full
+    configuration with defaults; raises ``ConfigError`` naming the file and each bad key.
+    """
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError([f"{where}: cannot read the experiment file ({err.strerror})"]) from err
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError([f"{where}: line {err.lineno}, column {err.colno}: invalid JSON: "
+                           f"{err.msg}"]) from err
+    for override in overrides:
+        keys, value = parse_override(override)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"{where}: --set {override}: {k} is not an object"])
+        node[keys[-1]] = value
+    config = validate_config(raw, where)
+    if config["name"] is None:
+        config["name"] = path.stem
+    return config

@@ -1,0 +1,50 @@
+"""Run directories: one new folder per run, never an earlier run's."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+__all__ = ["create_run_dir", "write_json_atomic"]
+
+
+def create_run_dir(output_root, name: str) -> Path:
+    """Create and return a new, empty directory ``output_root/<name>_<YYYYmmdd-HHMMSS>[_N]``.
+
+    ``mkdir`` without ``exist_ok`` makes the claim atomic: two runs started in the same second,
+    even from two processes, get different folders, and an existing folder is never reused.
+    """
+    root = Path(output_root)
+    root.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 10_000):
+        candidate = root / (f"{safe}_{stamp}" + (f"_{n}" if n > 1 else ""))
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise RuntimeError(f"could not create a new run directory in {root}")
+
+
+def write_json_atomic(path, data) -> None:
+    """Write ``data`` as JSON so that a reader never sees a half-written file."""
+    replace_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def replace_atomic(path, write) -> None:
+    """Call ``write(tmp_path)`` then move the temporary file onto ``path`` in one step."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

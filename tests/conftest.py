@@ -1,0 +1,37 @@
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write an experiment dict to ``tmp_path/<name>.json`` and return the path."""
+
+    def write(config, name="experiment"):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path):
+    """A quickstart-shaped experiment small enough to train in seconds."""
+    return {
+        "name": "tiny",
+        "seed": 3,
+        "model": {"name": "unet", "params": {"filters": 4, "depth": 2}},
+        "data": {
+            "dataset": "synthetic_polyps",
+            "root": str(tmp_path / "synthetic"),
+            "synthetic": {"n_images": 16, "height": 48, "width": 64, "seed": 0},
+            "image_size": [32, 32],
+            "val_fraction": 0.25,
+        },
+        "training": {"epochs": 2, "batch_size": 4, "loss": "bce_dice",
+                     "metrics": ["dice", "iou"], "verbose": 0},
+    }
