@@ -16,8 +16,12 @@ __all__ = ["HistoryLogger", "current_learning_rate"]
 
 
 def current_learning_rate(optimizer) -> float:
-    """The learning rate the optimizer uses now (a schedule is evaluated at the current step)."""
-    return float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+    """The learning rate the optimizer uses now (a schedule is evaluated at the current step).
+
+    Rounded to float32's shortest repr, so 1e-3 is logged as 0.001, not 0.0010000000474974513.
+    """
+    value = np.float32(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    return float(str(value))
 
 
 class HistoryLogger(keras.callbacks.Callback):

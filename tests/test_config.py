@@ -1,0 +1,137 @@
+import copy
+
+import pytest
+
+from kerasmed.cli import train_main
+from kerasmed.config import ConfigError, load_config, validate_config
+
+
+def _problems(write_config, config):
+    path = write_config(config)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    return path, err.value.problems
+
+
+def test_defaults_are_filled_in(write_config, tiny_experiment):
+    config = load_config(write_config(tiny_experiment, name="my-exp"))
+    assert config["training"]["precision"] == "float32"
+    assert config["data"]["channels"] == 3
+    assert config["training"]["epochs"] == 2  # given values win
+    assert config["name"] == "tiny"
+    del tiny_experiment["name"]
+    assert load_config(write_config(tiny_experiment, name="my-exp"))["name"] == "my-exp"
+
+
+@pytest.mark.parametrize("section, bad, good", [
+    (None, "trainig", "training"),
+    ("training", "epoch", "epochs"),
+    ("data", "image_szie", "image_size"),
+    ("model", "parms", "params"),
+])
+def test_unknown_key_suggests_the_nearest(write_config, tiny_experiment, section, bad, good):
+    config = copy.deepcopy(tiny_experiment)
+    (config if section is None else config[section])[bad] = 1
+    path, problems = _problems(write_config, config)
+    key = bad if section is None else f"{section}.{bad}"
+    assert any(str(path) in p and key in p and f"Did you mean {good!r}" in p for p in problems)
+
+
+@pytest.mark.parametrize("section, key, value, expected", [
+    ("training", "epochs", "10", "expected an integer"),
+    ("training", "batch_size", 2.5, "expected an integer"),
+    ("data", "cache", "yes", "expected true or false"),
+    ("data", "image_size", [32], "[height, width]"),
+    ("training", "precision", "mixed_float32", "Did you mean 'mixed_float16'"),
+    ("data", "val_fraction", 1.5, "between 0 and 1"),
+    ("training", "epochs", True, "expected an integer"),
+])
+def test_wrong_types_and_values_name_the_key(write_config, tiny_experiment, section, key, value,
+                                            expected):
+    tiny_experiment[section][key] = value
+    path, problems = _problems(write_config, tiny_experiment)
+    assert any(str(path) in p and f"{section}.{key}" in p and expected in p for p in problems)
+
+
+def test_unknown_model_loss_metric_and_optimizer(write_config, tiny_experiment):
+    tiny_experiment["model"]["name"] = "unett"
+    tiny_experiment["training"]["loss"] = "bce_dise"
+    tiny_experiment["training"]["metrics"] = ["dice", "iuo"]
+    tiny_experiment["training"]["optimizer"] = {"name": "adamm"}
+    _, problems = _problems(write_config, tiny_experiment)
+    text = "\n".join(problems)
+    assert "model.name" in text and "'unet'" in text
+    assert "training.loss" in text and "'bce_dice'" in text
+    assert "training.metrics" in text and "'iou'" in text
+    assert "training.optimizer" in text and "'adam'" in text
+
+
+def test_unknown_model_parameter_and_optimizer_argument(write_config, tiny_experiment):
+    tiny_experiment["model"]["params"]["filtres"] = 8
+    _, problems = _problems(write_config, tiny_experiment)
+    assert any("model.params.filtres" in p and "'filters'" in p for p in problems)
+    del tiny_experiment["model"]["params"]["filtres"]
+    tiny_experiment["training"]["optimizer"] = {"name": "adam", "learnig_rate": 0.1}
+    _, problems = _problems(write_config, tiny_experiment)
+    assert any("training.optimizer" in p and "'learning_rate'" in p for p in problems)
+
+
+def test_missing_dataset_folder(write_config, tiny_experiment, tmp_path):
+    tiny_experiment["data"].update(dataset="folder", root=str(tmp_path / "nowhere"))
+    path, problems = _problems(write_config, tiny_experiment)
+    assert any(str(path) in p and "data.root" in p and "nowhere" in p for p in problems)
+    (tmp_path / "nowhere" / "images").mkdir(parents=True)
+    _, problems = _problems(write_config, tiny_experiment)
+    assert any("data.masks_dir" in p for p in problems)
+
+
+def test_missing_required_key_and_all_problems_together(write_config, tiny_experiment):
+    del tiny_experiment["data"]["root"]
+    tiny_experiment["training"]["epochs"] = -1
+    _, problems = _problems(write_config, tiny_experiment)
+    assert any("data.root" in p and "required" in p for p in problems)
+    assert any("training.epochs" in p and "positive" in p for p in problems)
+
+
+def test_invalid_json_names_line(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{\n  "name": "x",\n  "seed": 1,\n}\n')
+    with pytest.raises(ConfigError, match=r"broken.json: line 4"):
+        load_config(path)
+
+
+def test_overrides(write_config, tiny_experiment):
+    path = write_config(tiny_experiment)
+    config = load_config(path, ["training.epochs=7", "model.params.filters=2"])
+    assert config["training"]["epochs"] == 7 and config["model"]["params"]["filters"] == 2
+    with pytest.raises(ConfigError, match="training.epoch"):
+        load_config(path, ["training.epoch=7"])
+
+
+def test_validate_config_rejects_non_objects():
+    with pytest.raises(ConfigError, match="JSON object"):
+        validate_config([1, 2])
+
+
+def test_cli_config_errors_fail_before_training(write_config, tiny_experiment, tmp_path, capsys):
+    tiny_experiment["training"]["epoch"] = 3
+    path = write_config(tiny_experiment)
+    out = tmp_path / "runs"
+    assert train_main([str(path), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "training.epoch" in err and "'epochs'" in err
+    assert not out.exists()  # nothing was created
+
+
+def test_bad_monitor_and_model_params_fail_before_any_run_dir(write_config, tiny_experiment,
+                                                              tmp_path, capsys):
+    tiny_experiment["training"]["monitor"] = "val_dise"
+    out = tmp_path / "runs"
+    assert train_main([str(write_config(tiny_experiment)), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "training.monitor" in err and "val_dice" in err
+    tiny_experiment["training"]["monitor"] = "val_dice"
+    tiny_experiment["data"]["image_size"] = [30, 30]  # not divisible by 2**depth
+    assert train_main([str(write_config(tiny_experiment)), "--output", str(out)]) == 2
+    assert "divisible" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
