@@ -1,4 +1,4 @@
-"""Command-line entry points: ``kerasmed-train``."""
+"""Command-line entry points: ``kerasmed-train``, ``kerasmed-eval`` and ``kerasmed-predict``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-__all__ = ["train_main"]
+__all__ = ["train_main", "eval_main", "predict_main"]
 
 
 def _train_parser():
@@ -14,7 +14,11 @@ def _train_parser():
         prog="kerasmed-train",
         description="Train a kerasmed experiment file. Each run writes a new directory under "
                     "--output with the config, history.csv, plots, checkpoints and summary.json.")
-    parser.add_argument("config", help="experiment file (JSON), e.g. experiments/quickstart.json")
+    parser.add_argument("config", nargs="?",
+                        help="experiment file (JSON), e.g. experiments/quickstart.json")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue an interrupted run from its last checkpoint, appending "
+                             "to its history.csv (no CONFIG needed)")
     parser.add_argument("--output", default="runs",
                         help="folder that receives the run directory (default: runs)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -25,18 +29,30 @@ def _train_parser():
 
 
 def train_main(argv=None) -> int:
-    """Run ``kerasmed-train``; returns the exit status (0 done, 2 bad input, 130 interrupted)."""
-    args = _train_parser().parse_args(argv)
+    """Run ``kerasmed-train``; returns the exit status (0 done, 2 bad input, 130 interrupted).
+
+    ``kerasmed-train CONFIG [--output DIR] [--set KEY=VALUE ...]`` starts a new run;
+    ``kerasmed-train --resume RUN_DIR`` continues one.
+    """
+    parser = _train_parser()
+    args = parser.parse_args(argv)
+    if (args.config is None) == (args.resume is None):
+        parser.error("give either an experiment file or --resume RUN_DIR")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Imported here so that --help answers without loading TensorFlow.
     from kerasmed.config import ConfigError, load_config
     from kerasmed.data.io import ImageReadError
     from kerasmed.data.readers import DatasetLayoutError
-    from kerasmed.training.trainer import read_summary, train
+    from kerasmed.training.trainer import read_summary, resume, train
 
     try:
-        config = load_config(args.config, args.overrides)
-        run_dir = train(config, args.output, config_path=args.config)
+        if args.resume:
+            if args.overrides:
+                parser.error("--set cannot change a run being resumed")
+            run_dir = resume(args.resume)
+        else:
+            config = load_config(args.config, args.overrides)
+            run_dir = train(config, args.output, config_path=args.config)
     except (ConfigError, DatasetLayoutError, ImageReadError, FileExistsError) as err:
         print(f"kerasmed-train: error: {err}", file=sys.stderr)
         return 2
@@ -50,6 +66,174 @@ def train_main(argv=None) -> int:
         print(f"kerasmed-train: best {best['monitor']} = {best['value']:.4f} at epoch "
               f"{best['epoch']}; outputs in {run_dir}")
     return 0 if summary["status"] in ("completed", "stopped") else 1
+
+
+
+def _load_for_inference(target, checkpoint="best"):
+    """A model and its input settings from a run directory or a ``.keras`` file.
+
+    Returns ``(model, settings, run_config)``; ``run_config`` is ``None`` for a bare model file.
+    """
+    import json
+    from pathlib import Path
+
+    import keras
+
+    import kerasmed.losses  # noqa: F401  (registers the objects a checkpoint refers to)
+    import kerasmed.metrics  # noqa: F401
+    import kerasmed.models  # noqa: F401
+    from kerasmed.config import ConfigError
+
+    target = Path(target)
+    config = None
+    if target.is_dir():
+        path = target / f"{checkpoint}.keras"
+        config_path = target / "config.json"
+        if not path.exists() or not config_path.exists():
+            raise ConfigError([f"{target}: not a kerasmed run directory with {path.name} "
+                               f"and config.json"])
+        config = json.loads(config_path.read_text())
+    elif target.suffix == ".keras" and target.exists():
+        path = target
+    else:
+        raise ConfigError([f"{target}: expected a run directory or a .keras model file"])
+    model = keras.saving.load_model(path, compile=False)
+    channels = int(model.inputs[0].shape[-1])
+    data = (config or {}).get("data", {})
+    settings = {"channels": channels,
+                "normalization": data.get("normalization", "dtype_range"),
+                "mask_threshold": data.get("mask_threshold")}
+    return model, settings, config
+
+
+def _inference_parser(prog, description):
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="which checkpoint of a run directory to use (default: best)")
+    parser.add_argument("--mode", choices=("resize", "tile"), default="resize",
+                        help="resize each image to the model's input (as the loader trains; "
+                             "default) or slide overlapping model-sized tiles at native size")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average over flips and rotations")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability above which a pixel is foreground (default 0.5)")
+    parser.add_argument("--normalization", default=None,
+                        help="override the run's data.normalization (dtype_range or minmax)")
+    return parser
+
+
+def eval_main(argv=None) -> int:
+    """Run ``kerasmed-eval``: per-image scores, their summary and best/worst overlays."""
+    parser = _inference_parser(
+        "kerasmed-eval",
+        "Evaluate a run's checkpoint (or a .keras model) image by image at the images' own "
+        "resolution: Dice, IoU, precision, recall and HD95 to per_image.csv, their mean and "
+        "standard deviation to summary.json, and overlays of the best and worst cases.")
+    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("--data", help="dataset folder with images/ and masks/ (default for a "
+                                       "run directory: its validation split)")
+    parser.add_argument("--images-dir", default="images")
+    parser.add_argument("--masks-dir", default="masks")
+    parser.add_argument("--output", help="parent folder of the new evaluation directory "
+                                         "(default: the run directory, or the model's folder)")
+    parser.add_argument("--overlays", type=int, default=3, help="best and worst cases to draw")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import json
+    from pathlib import Path
+
+    from kerasmed.config import ConfigError
+    from kerasmed.data.io import ImageReadError
+    from kerasmed.data.readers import DatasetLayoutError, read_folder_pair
+    from kerasmed.evaluation import evaluate
+    from kerasmed.training.rundir import create_run_dir
+    from kerasmed.training.trainer import list_samples
+
+    try:
+        model, settings, config = _load_for_inference(args.target, args.checkpoint)
+        if args.data:
+            samples = read_folder_pair(args.data, args.images_dir, args.masks_dir)
+        elif config is not None:
+            val = set(json.loads((Path(args.target) / "split.json").read_text())["val"])
+            samples = [s for s in list_samples(config["data"]) if str(s.image) in val]
+        else:
+            parser.error("--data is required with a bare model file")
+        target = Path(args.target)
+        parent = Path(args.output) if args.output else (target if target.is_dir()
+                                                        else target.parent)
+        out_dir = create_run_dir(parent, "eval")
+        summary = evaluate(model, samples, out_dir, channels=settings["channels"],
+                           normalization=args.normalization or settings["normalization"],
+                           mask_threshold=settings["mask_threshold"], mode=args.mode,
+                           tta=args.tta, threshold=args.threshold, n_overlays=args.overlays)
+    except (ConfigError, DatasetLayoutError, ImageReadError) as err:
+        print(f"kerasmed-eval: error: {err}", file=sys.stderr)
+        return 2
+    print(f"kerasmed-eval: {summary['images']} images; "
+          + ", ".join(f"{k} {summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}"
+                      for k in ("dice", "iou", "precision", "recall", "hd95"))
+          + f"; outputs in {out_dir}")
+    return 0
+
+
+def predict_main(argv=None) -> int:
+    """Run ``kerasmed-predict``: a mask PNG (0/255) for each image, at the image's own size."""
+    parser = _inference_parser(
+        "kerasmed-predict",
+        "Predict masks for new images of any size with a run's checkpoint or a .keras model.")
+    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("images", nargs="+", help="image files or folders of images")
+    parser.add_argument("--output", required=True, help="folder for the masks")
+    parser.add_argument("--overlap", type=float, default=0.5,
+                        help="tile overlap for --mode tile (default 0.5)")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also write the foreground probability as a 16-bit PNG")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pathlib import Path
+
+    import cv2
+    import numpy as np
+
+    from kerasmed.config import ConfigError
+    from kerasmed.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image
+    from kerasmed.evaluation import predict_image, to_mask
+
+    paths = []
+    for item in map(Path, args.images):
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            paths.append(item)
+    out = Path(args.output)
+    targets = {p: out / f"{p.stem}.png" for p in paths}
+    clashes = [str(t) for t in targets.values() if t.exists()]
+    if clashes:
+        print(f"kerasmed-predict: error: refusing to overwrite {', '.join(clashes[:5])}"
+              + (" ..." if len(clashes) > 5 else ""), file=sys.stderr)
+        return 2
+    if len(set(targets.values())) < len(targets):
+        print("kerasmed-predict: error: two input images share a file stem", file=sys.stderr)
+        return 2
+    try:
+        model, settings, _ = _load_for_inference(args.target, args.checkpoint)
+        out.mkdir(parents=True, exist_ok=True)
+        for path, target in targets.items():
+            image = read_image(path, channels=settings["channels"])
+            prob = predict_image(model, image, args.mode,
+                                 args.normalization or settings["normalization"],
+                                 overlap=args.overlap, tta=args.tta)
+            mask = to_mask(prob, args.threshold)
+            scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are
+            cv2.imwrite(str(target), (mask * scale).astype(np.uint8))
+            if args.probabilities and prob.shape[-1] == 1:
+                cv2.imwrite(str(out / f"{path.stem}_prob.png"),
+                            (np.clip(prob[..., 0], 0, 1) * 65535).astype(np.uint16))
+    except (ConfigError, ImageReadError) as err:
+        print(f"kerasmed-predict: error: {err}", file=sys.stderr)
+        return 2
+    print(f"kerasmed-predict: {len(targets)} masks in {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -106,6 +106,39 @@ def _optimizer(value):
     return None
 
 
+def _lr_schedule(value):
+    import keras
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return "expected null or {\"name\": a keras.optimizers.schedules class, ...arguments}"
+    names = [n for n, c in vars(keras.optimizers.schedules).items()
+             if inspect.isclass(c) and n != "LearningRateSchedule"]
+    if value["name"] not in names:
+        from kerasmed.models.registry import unknown_name_message
+        return unknown_name_message("learning-rate schedule", value["name"], names)
+    params = inspect.signature(getattr(keras.optimizers.schedules, value["name"])).parameters
+    for key in value:
+        if key != "name" and key not in params:
+            return _unknown_key_message(f"{value['name']} argument", key, params)
+    return None
+
+
+def _callback_args(class_name, reserved=("monitor", "mode")):
+    def check(value):
+        import keras
+        if value is None:
+            return None
+        params = inspect.signature(getattr(keras.callbacks, class_name)).parameters
+        for key in value:
+            if key in reserved:
+                return f"{key!r} is taken from training.{key.replace('mode', 'monitor_mode')}"
+            if key not in params:
+                return _unknown_key_message(f"{class_name} argument", key, params)
+        return None
+    return check
+
+
 def _unknown_key_message(kind, key, valid):
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -157,6 +190,23 @@ SCHEMA: dict = {
         "monitor_mode": Field(_STR, "max", choices=("min", "max")),
         "verbose": Field(_INT, 1, choices=(0, 1, 2), doc="0 silent, 1 progress bar, 2 a line "
                                                          "per epoch"),
+        "loop": Field(_STR, "fit", choices=("fit", "train_on_batch"),
+                      doc="model.fit, or kerasmed's train_on_batch loop (same logs and outputs)"),
+        "jit_compile": Field((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
+                             else "must be \"auto\", true or false",
+                             doc="XLA compilation of the train step"),
+        "lr_schedule": Field((dict, type(None)), None, check=_lr_schedule,
+                             doc="a keras.optimizers.schedules class by name with its arguments; "
+                                 "decay_steps defaults to the whole run"),
+        "callbacks": {
+            "early_stopping": Field((dict, type(None)), None,
+                                    check=_callback_args("EarlyStopping"),
+                                    doc="EarlyStopping arguments, e.g. {\"patience\": 10}"),
+            "reduce_lr_on_plateau": Field((dict, type(None)), None,
+                                          check=_callback_args("ReduceLROnPlateau"),
+                                          doc="ReduceLROnPlateau arguments"),
+            "tensorboard": Field(_BOOL, False, doc="TensorBoard logs in <run>/tensorboard"),
+        },
     },
 }
 

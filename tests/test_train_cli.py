@@ -14,28 +14,6 @@ from kerasmed.data.dataset import SegmentationDataset
 from kerasmed.training.rundir import create_run_dir
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """One end-to-end CLI run of a tiny experiment, shared by the checks below."""
-    tmp = tmp_path_factory.mktemp("cli")
-    config = {
-        "name": "tiny",
-        "seed": 3,
-        "model": {"name": "unet", "params": {"filters": 4, "depth": 2}},
-        "data": {"dataset": "synthetic_polyps", "root": str(tmp / "synthetic"),
-                 "synthetic": {"n_images": 16, "height": 48, "width": 64, "seed": 0},
-                 "image_size": [32, 32], "val_fraction": 0.25},
-        "training": {"epochs": 3, "batch_size": 4, "loss": "bce_dice",
-                     "metrics": ["dice", "iou"], "verbose": 0},
-    }
-    path = tmp / "tiny.json"
-    path.write_text(json.dumps(config))
-    out = tmp / "runs"
-    assert train_main([str(path), "--output", str(out)]) == 0
-    (run_dir,) = out.iterdir()
-    return run_dir, path, out, config
-
-
 def test_run_directory_contents(finished_run):
     run_dir, path, _, _ = finished_run
     names = {p.name for p in run_dir.iterdir()}

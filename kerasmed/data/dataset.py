@@ -107,6 +107,16 @@ class SegmentationDataset(keras.utils.PyDataset):
             return images, {name: masks for name in self.outputs}
         return images, masks
 
-    def on_epoch_end(self):
-        self._epoch += 1
+    def set_epoch(self, epoch: int):
+        """Use the sample order of ``epoch`` (counted from 0), whatever came before.
+
+        kerasmed's trainers call this at the start of every epoch (``fit`` also calls
+        ``on_epoch_end`` when it resets its iterator, so counting those calls would skip
+        orders); it makes ``fit``, the ``train_on_batch`` loop and a resumed run see the same
+        batches in the same epoch.
+        """
+        self._epoch = int(epoch)
         self._order = self._make_order()
+
+    def on_epoch_end(self):
+        self.set_epoch(self._epoch + 1)

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from kerasmed.training.plots import plot_history
-from kerasmed.training.rundir import replace_atomic
+from kerasmed.training.rundir import replace_atomic, write_json_atomic
 
-__all__ = ["HistoryLogger", "current_learning_rate"]
+__all__ = ["DatasetEpoch", "HistoryLogger", "RunCheckpoint", "current_learning_rate"]
 
 
 def current_learning_rate(optimizer) -> float:
@@ -32,12 +32,12 @@ class HistoryLogger(keras.callbacks.Callback):
     rewritten atomically at the end of every epoch, so a run in progress can be inspected.
     """
 
-    def __init__(self, run_dir, plots: bool = True):
+    def __init__(self, run_dir, plots: bool = True, rows=()):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / "history.csv"
         self.plots = plots
-        self.rows: list[dict] = []
+        self.rows: list[dict] = list(rows)  # earlier epochs, when a run is resumed
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -62,3 +62,53 @@ class HistoryLogger(keras.callbacks.Callback):
 def _loss_first(key: str):
     bare = key[4:] if key.startswith("val_") else key
     return (bare != "loss", not bare.endswith("loss"), bare)
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """Save ``best.keras`` and ``last.keras`` atomically, and the resume state in ``state.json``.
+
+    Keras' ``ModelCheckpoint`` writes in place, so a run killed while saving leaves a corrupt
+    file; here each model is written to a temporary file and moved into place. ``state.json``
+    is written after ``last.keras``, so it never claims an epoch the checkpoint lacks: a run
+    killed mid-epoch loses at most that epoch.
+    """
+
+    def __init__(self, run_dir, monitor: str, mode: str = "max", best_value=None,
+                 best_epoch=None):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.monitor = monitor
+        self.mode = mode
+        self.best_value = best_value
+        self.best_epoch = best_epoch
+
+    def _improved(self, value) -> bool:
+        if self.best_value is None:
+            return True
+        return value > self.best_value if self.mode == "max" else value < self.best_value
+
+    def _save(self, name):
+        path = self.run_dir / name
+        # The temporary name must end in .keras for model.save to accept it.
+        replace_atomic(path, lambda tmp: self.model.save(tmp))
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and np.isfinite(value) and self._improved(float(value)):
+            self.best_value, self.best_epoch = float(value), epoch + 1
+            self._save("best.keras")
+        self._save("last.keras")
+        state = {"epochs_completed": epoch + 1, "monitor": self.monitor, "mode": self.mode,
+                 "best_value": self.best_value, "best_epoch": self.best_epoch}
+        write_json_atomic(self.run_dir / "state.json", state)
+
+
+class DatasetEpoch(keras.callbacks.Callback):
+    """Tell a dataset which epoch starts, so its shuffling depends on the epoch number only."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.dataset = dataset
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.dataset.set_epoch(epoch)

@@ -1,4 +1,4 @@
-"""Train an experiment with ``model.fit`` and leave a complete run directory behind.
+"""Train an experiment and leave a complete run directory behind.
 
 A run directory holds:
     config.json         the experiment with every default filled in (re-runnable as it is)
@@ -7,33 +7,38 @@ A run directory holds:
     history.csv         one row per epoch: losses, metrics, learning rate, epoch time
     plots/*.png         one plot per quantity, redrawn each epoch
     best.keras          the model at its best epoch (by training.monitor)
-    last.keras          the model after the last completed epoch
+    last.keras          the model after the last completed epoch (optimizer state included)
+    state.json          epochs completed and the best value so far, for --resume
     summary.json        final and best figures, parameter count, timings, versions, status
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import math
 import platform
 import shutil
 import time
 from pathlib import Path
 
 import keras
+import pandas as pd
 
 import kerasmed
 from kerasmed import losses as km_losses
 from kerasmed import metrics as km_metrics
-from kerasmed.config import ConfigError
+from kerasmed.config import ConfigError, validate_config
 from kerasmed.data.dataset import SegmentationDataset
 from kerasmed.data.readers import read_folder_pair
 from kerasmed.data.splits import split_by_fraction
 from kerasmed.data.synthetic import generate_polyp_dataset
 from kerasmed.models.registry import build
-from kerasmed.training.callbacks import HistoryLogger
+from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoint
+from kerasmed.training.loop import train_on_batch_loop
 from kerasmed.training.rundir import create_run_dir, write_json_atomic
 
-__all__ = ["train", "list_samples", "history_keys", "read_summary"]
+__all__ = ["train", "resume", "list_samples", "history_keys", "read_summary"]
 
 
 def list_samples(data: dict):
@@ -45,12 +50,22 @@ def list_samples(data: dict):
     return read_folder_pair(root, data["images_dir"], data["masks_dir"])
 
 
-def _make_optimizer(spec: dict):
-    params = {k: v for k, v in spec.items() if k != "name"}
-    return keras.optimizers.get({"class_name": spec["name"], "config": params})
+def _make_optimizer(training: dict, steps_per_epoch: int):
+    spec = dict(training["optimizer"])
+    name = spec.pop("name")
+    schedule = training["lr_schedule"]
+    if schedule is not None:
+        params = {k: v for k, v in schedule.items() if k != "name"}
+        params.setdefault("initial_learning_rate", spec.get("learning_rate", 1e-3))
+        schedule_class = getattr(keras.optimizers.schedules, schedule["name"])
+        if "decay_steps" in inspect.signature(schedule_class).parameters:
+            # Default: decay over the whole run.
+            params.setdefault("decay_steps", steps_per_epoch * training["epochs"])
+        spec["learning_rate"] = schedule_class(**params)
+    return keras.optimizers.get({"class_name": name, "config": spec})
 
 
-def _compile(model, training: dict):
+def _compile(model, training: dict, steps_per_epoch: int):
     """Compile ``model``: the loss on every output, the metrics on the last one.
 
     Deep-supervision models (DRRMSAN) return their side outputs first and the evaluated output
@@ -62,12 +77,13 @@ def _compile(model, training: dict):
     if len(names) > 1:
         loss = {n: loss for n in names}
         metrics = {names[-1]: metrics}
-    model.compile(optimizer=_make_optimizer(training["optimizer"]), loss=loss, metrics=metrics)
+    model.compile(optimizer=_make_optimizer(training, steps_per_epoch), loss=loss,
+                  metrics=metrics, jit_compile=training["jit_compile"])
     return model
 
 
 def history_keys(model, metric_names) -> list[str]:
-    """The columns ``fit`` will report for ``model`` compiled by ``_compile``, val_ included."""
+    """The columns ``fit`` reports for ``model`` compiled by ``_compile``, ``val_`` included."""
     names = model.output_names
     if len(names) > 1:
         keys = ["loss"] + [f"{n}_loss" for n in names] + [f"{names[-1]}_{m}" for m in metric_names]
@@ -81,24 +97,21 @@ def _versions():
             "backend": keras.backend.backend(), "python": platform.python_version()}
 
 
-def _prepare(config, where):
-    """Everything that can fail before training: data listing, split, model, compile."""
+def _datasets(config, model, split=None):
+    """Training and validation datasets, and the split (recomputed, or as recorded)."""
     data, training = config["data"], config["training"]
     samples = list_samples(data)
-    train_samples, val_samples = split_by_fraction(samples, data["val_fraction"], config["seed"])
-    keras.utils.set_random_seed(config["seed"])
-    keras.mixed_precision.set_global_policy(training["precision"])
-    input_shape = (*data["image_size"], data["channels"])
-    try:
-        model = build(config["model"]["name"], input_shape=input_shape, **config["model"]["params"])
-    except (TypeError, ValueError) as err:
-        raise ConfigError([f"{where}: model: {err}"]) from err
-    _compile(model, training)
-    metric_names = [km_metrics.get(m).name for m in training["metrics"]]
-    valid = history_keys(model, metric_names)
-    if training["monitor"] not in valid:
-        raise ConfigError([f"{where}: training.monitor: {training['monitor']!r} is not a column "
-                           f"this run reports; choose one of {', '.join(valid)}"])
+    if split is None:
+        train_samples, val_samples = split_by_fraction(samples, data["val_fraction"],
+                                                       config["seed"])
+    else:
+        by_path = {str(s.image): s for s in samples}
+        missing = [p for p in split["train"] + split["val"] if p not in by_path]
+        if missing:
+            raise ConfigError([f"split.json: {len(missing)} recorded images are no longer in "
+                               f"the dataset, e.g. {missing[0]}"])
+        train_samples = [by_path[p] for p in split["train"]]
+        val_samples = [by_path[p] for p in split["val"]]
     common = dict(batch_size=training["batch_size"], image_size=data["image_size"],
                   channels=data["channels"], normalization=data["normalization"],
                   mask_threshold=data["mask_threshold"], cache=data["cache"],
@@ -108,78 +121,172 @@ def _prepare(config, where):
     val_ds = SegmentationDataset(val_samples, shuffle=False, **common)
     split = {"train": [str(s.image) for s in train_samples],
              "val": [str(s.image) for s in val_samples]}
-    return model, train_ds, val_ds, split
+    return train_ds, val_ds, split
+
+
+def _build(config, where):
+    data = config["data"]
+    input_shape = (*data["image_size"], data["channels"])
+    try:
+        return build(config["model"]["name"], input_shape=input_shape, **config["model"]["params"])
+    except (TypeError, ValueError) as err:
+        raise ConfigError([f"{where}: model: {err}"]) from err
+
+
+def _check_monitor(config, model, where):
+    training = config["training"]
+    metric_names = [km_metrics.get(m).name for m in training["metrics"]]
+    valid = history_keys(model, metric_names)
+    if training["monitor"] not in valid:
+        raise ConfigError([f"{where}: training.monitor: {training['monitor']!r} is not a column "
+                           f"this run reports; choose one of {', '.join(valid)}"])
+
+
+def _extra_callbacks(run_dir, training):
+    spec = training["callbacks"]
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    if spec["early_stopping"] is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=training["monitor"], mode=training["monitor_mode"],
+            **spec["early_stopping"]))
+    if spec["reduce_lr_on_plateau"] is not None:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=training["monitor"], mode=training["monitor_mode"],
+            **spec["reduce_lr_on_plateau"]))
+    if spec["tensorboard"]:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+    return callbacks
 
 
 def _best_row(rows, monitor, mode):
-    rows = [r for r in rows if monitor in r]
+    rows = [r for r in rows if monitor in r and math.isfinite(r[monitor])]
     if not rows:
         return None
     pick = max if mode == "max" else min
     return pick(rows, key=lambda r: r[monitor])
 
 
-def train(config: dict, output_root="runs", config_path=None) -> Path:
-    """Train the experiment ``config`` (as returned by ``load_config``) with ``model.fit``.
+def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), state=None):
+    """Fit (or loop) from ``initial_epoch`` and keep ``summary.json`` up to date."""
+    training = config["training"]
+    state = state or {}
+    logger = HistoryLogger(run_dir, rows=rows)
+    checkpoint = RunCheckpoint(run_dir, training["monitor"], training["monitor_mode"],
+                               state.get("best_value"), state.get("best_epoch"))
+    callbacks = [DatasetEpoch(train_ds), logger, checkpoint] + _extra_callbacks(run_dir, training)
+    summary_path = run_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
+        "name": config["name"], "run_dir": str(run_dir), "model": config["model"]["name"],
+        "parameters": int(model.count_params()), "train_samples": len(train_ds.samples),
+        "val_samples": len(val_ds.samples), "versions": _versions(), "train_seconds": 0.0}
+    summary["status"] = "running"
+    write_json_atomic(summary_path, summary)
+    if training["verbose"]:
+        print(f"kerasmed: run directory {run_dir}"
+              + (f" (resuming after epoch {initial_epoch})" if initial_epoch else ""), flush=True)
+    start = time.perf_counter()
+    try:
+        if training["loop"] == "fit":
+            # shuffle=False: the dataset shuffles itself from (seed, epoch), which both engines
+            # and a resumed run reproduce; fit's own shuffling would reorder its batches.
+            model.fit(train_ds, validation_data=val_ds, epochs=training["epochs"],
+                      initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False,
+                      verbose=training["verbose"])
+        else:
+            train_on_batch_loop(model, train_ds, val_ds, training["epochs"], callbacks,
+                                initial_epoch=initial_epoch, verbose=training["verbose"])
+        summary["status"] = "stopped" if model.stop_training else "completed"
+    except KeyboardInterrupt:
+        summary["status"] = "interrupted"
+        raise
+    finally:
+        rows = logger.rows
+        best = _best_row(rows, training["monitor"], training["monitor_mode"])
+        summary.update({
+            "epochs_completed": len(rows),
+            "train_seconds": round(summary["train_seconds"] + time.perf_counter() - start, 2),
+            "final": rows[-1] if rows else None,
+            "best": None if best is None else {
+                "monitor": training["monitor"], "mode": training["monitor_mode"],
+                "epoch": best["epoch"], "value": best[training["monitor"]], "row": best},
+            "checkpoints": {"best": "best.keras", "last": "last.keras"},
+        })
+        if summary["status"] == "running":
+            summary["status"] = "failed"
+        write_json_atomic(summary_path, summary)
+    return run_dir
 
-    Everything that can be checked (dataset, model parameters, monitor) is checked before the
-    run directory is created, so a bad experiment leaves nothing behind. The global precision
-    policy is restored afterwards.
+
+def _with_policy(function):
+    """Run ``function`` and restore the global precision policy afterwards."""
+    def wrapper(*args, **kwargs):
+        previous = keras.mixed_precision.global_policy()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+    wrapper.__doc__, wrapper.__name__ = function.__doc__, function.__name__
+    return wrapper
+
+
+@_with_policy
+def train(config: dict, output_root="runs", config_path=None) -> Path:
+    """Train the experiment ``config`` (as returned by ``load_config``).
+
+    Everything that can be checked (dataset, split, model parameters, monitor) is checked before
+    the run directory is created, so a bad experiment leaves nothing behind.
 
     Returns:
         The new run directory.
     """
     where = str(config_path or "<config>")
     training = config["training"]
-    previous_policy = keras.mixed_precision.global_policy()
-    try:
-        model, train_ds, val_ds, split = _prepare(config, where)
-        run_dir = create_run_dir(output_root, config["name"])
-        write_json_atomic(run_dir / "config.json", config)
-        if config_path is not None:
-            shutil.copyfile(config_path, run_dir / "config.source.json")
-        write_json_atomic(run_dir / "split.json", split)
-        logger = HistoryLogger(run_dir)
-        callbacks = [
-            logger,
-            keras.callbacks.ModelCheckpoint(run_dir / "best.keras", monitor=training["monitor"],
-                                            mode=training["monitor_mode"], save_best_only=True),
-            keras.callbacks.ModelCheckpoint(run_dir / "last.keras"),
-            keras.callbacks.TerminateOnNaN(),
-        ]
-        summary = {"name": config["name"], "run_dir": str(run_dir), "status": "running",
-                   "model": config["model"]["name"], "parameters": int(model.count_params()),
-                   "train_samples": len(split["train"]), "val_samples": len(split["val"]),
-                   "versions": _versions()}
-        write_json_atomic(run_dir / "summary.json", summary)
-        if training["verbose"]:
-            print(f"kerasmed: run directory {run_dir}", flush=True)
-        start = time.perf_counter()
-        try:
-            model.fit(train_ds, validation_data=val_ds, epochs=training["epochs"],
-                      callbacks=callbacks, verbose=training["verbose"])
-            summary["status"] = "completed" if not model.stop_training else "stopped"
-        except KeyboardInterrupt:
-            summary["status"] = "interrupted"
-            raise
-        finally:
-            rows = logger.rows
-            best = _best_row(rows, training["monitor"], training["monitor_mode"])
-            summary.update({
-                "epochs_completed": len(rows),
-                "train_seconds": round(time.perf_counter() - start, 2),
-                "final": rows[-1] if rows else None,
-                "best": None if best is None else {
-                    "monitor": training["monitor"], "mode": training["monitor_mode"],
-                    "epoch": best["epoch"], "value": best[training["monitor"]], "row": best},
-                "checkpoints": {"best": "best.keras", "last": "last.keras"},
-            })
-            if summary["status"] == "running":
-                summary["status"] = "failed"
-            write_json_atomic(run_dir / "summary.json", summary)
+    keras.utils.set_random_seed(config["seed"])
+    keras.mixed_precision.set_global_policy(training["precision"])
+    model = _build(config, where)
+    _check_monitor(config, model, where)
+    train_ds, val_ds, split = _datasets(config, model)
+    _compile(model, training, len(train_ds))
+    run_dir = create_run_dir(output_root, config["name"])
+    write_json_atomic(run_dir / "config.json", config)
+    if config_path is not None:
+        shutil.copyfile(config_path, run_dir / "config.source.json")
+    write_json_atomic(run_dir / "split.json", split)
+    return _run(config, run_dir, model, train_ds, val_ds)
+
+
+@_with_policy
+def resume(run_dir) -> Path:
+    """Continue the run in ``run_dir`` from its last checkpoint.
+
+    The model, its optimizer state (step count, moments, learning rate) and the learning-rate
+    schedule's position come from ``last.keras``; the epoch count, the best value so far and the
+    history rows come from ``state.json`` and ``history.csv``; the split from ``split.json``.
+    Training continues up to ``training.epochs`` of the run's ``config.json``, appending to
+    ``history.csv``. Returns ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    where = str(run_dir / "config.json")
+    for name in ("config.json", "split.json", "state.json", "last.keras"):
+        if not (run_dir / name).exists():
+            raise ConfigError([f"{run_dir}: cannot resume, {name} is missing (the run has no "
+                               f"completed epoch, or this is not a kerasmed run directory)"])
+    config = validate_config(json.loads((run_dir / "config.json").read_text()), where)
+    state = json.loads((run_dir / "state.json").read_text())
+    done = int(state["epochs_completed"])
+    training = config["training"]
+    keras.utils.set_random_seed(config["seed"] + done)
+    keras.mixed_precision.set_global_policy(training["precision"])
+    model = keras.saving.load_model(run_dir / "last.keras")
+    split = json.loads((run_dir / "split.json").read_text())
+    train_ds, val_ds, _ = _datasets(config, model, split)
+    rows = pd.read_csv(run_dir / "history.csv").to_dict("records")[:done] \
+        if (run_dir / "history.csv").exists() else []
+    if done >= training["epochs"]:
+        print(f"kerasmed: {run_dir} already completed {done} of {training['epochs']} epochs")
         return run_dir
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    return _run(config, run_dir, model, train_ds, val_ds, initial_epoch=done, rows=rows,
+                state=state)
 
 
 def read_summary(run_dir) -> dict:

@@ -1,0 +1,113 @@
+"""The training engines: fit and the train_on_batch loop, resume, precision policies."""
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from kerasmed.cli import train_main
+from kerasmed.config import ConfigError
+from kerasmed.training.trainer import resume
+
+
+def _train(write_config, experiment, tmp_path, *overrides):
+    out = tmp_path / "runs"
+    before = set(out.iterdir()) if out.exists() else set()
+    args = [str(write_config(experiment)), "--output", str(out)]
+    for o in overrides:
+        args += ["--set", o]
+    assert train_main(args) == 0
+    (run_dir,) = set(out.iterdir()) - before
+    return run_dir
+
+
+def test_fit_and_loop_report_the_same_columns(write_config, tiny_experiment, tmp_path):
+    fit_dir = _train(write_config, tiny_experiment, tmp_path)
+    loop_dir = _train(write_config, tiny_experiment, tmp_path, 'training.loop="train_on_batch"')
+    fit_hist = pd.read_csv(fit_dir / "history.csv")
+    loop_hist = pd.read_csv(loop_dir / "history.csv")
+    assert list(fit_hist.columns) == list(loop_hist.columns)
+    assert len(loop_hist) == 2 and np.isfinite(loop_hist.drop(columns="epoch").to_numpy()).all()
+    assert {p.name for p in fit_dir.iterdir()} == {p.name for p in loop_dir.iterdir()}
+    assert {p.name for p in (fit_dir / "plots").iterdir()} == \
+        {p.name for p in (loop_dir / "plots").iterdir()}
+    # The loop's validation figures are real: the best checkpoint re-evaluates to them.
+    summary = json.loads((loop_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["best"]["value"] == pytest.approx(loop_hist["val_dice"].max())
+
+
+def test_loop_epoch_means_match_fit_on_the_first_epoch(write_config, tiny_experiment, tmp_path):
+    # Same seed, same data order, same initial weights: the first epoch's figures agree.
+    fit_dir = _train(write_config, tiny_experiment, tmp_path, "training.epochs=1")
+    loop_dir = _train(write_config, tiny_experiment, tmp_path, "training.epochs=1",
+                      'training.loop="train_on_batch"')
+    a = pd.read_csv(fit_dir / "history.csv").drop(columns="epoch_time_s")
+    b = pd.read_csv(loop_dir / "history.csv").drop(columns="epoch_time_s")
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=2e-3, atol=2e-4)
+
+
+def test_resume_continues_at_the_right_epoch(write_config, tiny_experiment, tmp_path):
+    run_dir = _train(write_config, tiny_experiment, tmp_path)  # 2 epochs
+    steps = 12 // 4
+    # Pretend the run had been asked for 4 epochs and was killed after 2 completed epochs,
+    # while a third was being written (history has a row the checkpoint lacks).
+    config = json.loads((run_dir / "config.json").read_text())
+    config["training"]["epochs"] = 4
+    (run_dir / "config.json").write_text(json.dumps(config))
+    history = pd.read_csv(run_dir / "history.csv")
+    pd.concat([history, history.tail(1).assign(epoch=3)]).to_csv(run_dir / "history.csv",
+                                                                index=False)
+    first_rows = history.copy()
+    assert train_main(["--resume", str(run_dir)]) == 0
+    resumed = pd.read_csv(run_dir / "history.csv")
+    assert resumed["epoch"].tolist() == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(resumed.head(2), first_rows)
+    model = keras.saving.load_model(run_dir / "last.keras")
+    assert int(model.optimizer.iterations.numpy()) == 4 * steps
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["epochs_completed"] == 4 and summary["status"] == "completed"
+    assert json.loads((run_dir / "state.json").read_text())["epochs_completed"] == 4
+
+
+def test_resume_refuses_a_directory_without_checkpoint(tmp_path):
+    with pytest.raises(ConfigError, match="cannot resume"):
+        resume(tmp_path)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_outputs(write_config, tiny_experiment, tmp_path,
+                                                     policy):
+    run_dir = _train(write_config, tiny_experiment, tmp_path, f'training.precision="{policy}"',
+                     "training.epochs=1")
+    history = pd.read_csv(run_dir / "history.csv")
+    assert np.isfinite(history["loss"]).all() and np.isfinite(history["val_loss"]).all()
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored after the run
+    # A checkpoint is loaded for more training under its own policy (as --resume does): under
+    # float32, Keras would rebuild a plain optimizer and drop the loss-scale optimizer's state.
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = keras.saving.load_model(run_dir / "last.keras")
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.layers[1].dtype_policy.name == policy
+    assert int(model.optimizer.iterations.numpy()) == 3
+    if policy == "mixed_float16":
+        assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    out = model.predict(np.random.rand(1, 32, 32, 3).astype("float32"), verbose=0)
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_callbacks_and_schedule_from_the_experiment(write_config, tiny_experiment, tmp_path):
+    tiny_experiment["training"].update(
+        epochs=3, lr_schedule={"name": "CosineDecay", "alpha": 0.1},
+        callbacks={"early_stopping": {"patience": 1, "min_delta": 10.0}, "tensorboard": True})
+    run_dir = _train(write_config, tiny_experiment, tmp_path)
+    history = pd.read_csv(run_dir / "history.csv")
+    # min_delta=10 makes no epoch an improvement: early stopping ends the run after 2 epochs.
+    assert len(history) == 2
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
+    assert history["learning_rate"].iloc[1] < history["learning_rate"].iloc[0] < 1e-3
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
