@@ -192,6 +192,13 @@ SCHEMA: dict = {
                                                          "per epoch"),
         "loop": Field(_STR, "fit", choices=("fit", "train_on_batch"),
                       doc="model.fit, or kerasmed's train_on_batch loop (same logs and outputs)"),
+        "distribution": Field((str, type(None)), None,
+                              choices=(None, "mirrored", "multi_worker", "data_parallel"),
+                              doc="null (one device), mirrored / multi_worker (tf.distribute, "
+                                  "TensorFlow) or data_parallel (keras.distribution, JAX)"),
+        "devices": Field((list, type(None)), None,
+                         doc="devices for mirrored / data_parallel, e.g. [\"/gpu:0\", "
+                             "\"/gpu:1\"]; null: all"),
         "jit_compile": Field((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
                              else "must be \"auto\", true or false",
                              doc="XLA compilation of the train step"),
@@ -292,6 +299,15 @@ def _check_dataset(config, where, problems):
                             f"does not exist")
 
 
+def _check_distribution(config, where, problems):
+    if config["training"]["distribution"] == "multi_worker":
+        from kerasmed.training.tf_distribute import TFConfigError, parse_tf_config
+        try:
+            parse_tf_config()
+        except TFConfigError as err:
+            problems.append(f"{where}: training.distribution: {err}")
+
+
 def validate_config(raw: dict, where: str = "<config>") -> dict:
     """Check an experiment dictionary and return it with every default filled in.
 
@@ -305,6 +321,7 @@ def validate_config(raw: dict, where: str = "<config>") -> dict:
     if not problems:
         _check_model_params(config, where, problems)
         _check_dataset(config, where, problems)
+        _check_distribution(config, where, problems)
     if problems:
         raise ConfigError(problems)
     return config

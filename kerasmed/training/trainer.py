@@ -35,6 +35,7 @@ from kerasmed.data.splits import split_by_fraction
 from kerasmed.data.synthetic import generate_polyp_dataset
 from kerasmed.models.registry import build
 from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoint
+from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.loop import train_on_batch_loop
 from kerasmed.training.rundir import create_run_dir, write_json_atomic
 
@@ -166,7 +167,8 @@ def _best_row(rows, monitor, mode):
     return pick(rows, key=lambda r: r[monitor])
 
 
-def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), state=None):
+def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), state=None,
+         replicas=1):
     """Fit (or loop) from ``initial_epoch`` and keep ``summary.json`` up to date."""
     training = config["training"]
     state = state or {}
@@ -178,7 +180,8 @@ def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), sta
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
         "name": config["name"], "run_dir": str(run_dir), "model": config["model"]["name"],
         "parameters": int(model.count_params()), "train_samples": len(train_ds.samples),
-        "val_samples": len(val_ds.samples), "versions": _versions(), "train_seconds": 0.0}
+        "val_samples": len(val_ds.samples), "versions": _versions(), "train_seconds": 0.0,
+        "distribution": {"kind": training["distribution"], "replicas": replicas}}
     summary["status"] = "running"
     write_json_atomic(summary_path, summary)
     if training["verbose"]:
@@ -217,14 +220,23 @@ def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), sta
     return run_dir
 
 
+def _distribution(training, where):
+    try:
+        return distribution_scope(training["distribution"], training["devices"])
+    except ValueError as err:
+        raise ConfigError([f"{where}: training.distribution: {err}"]) from err
+
+
 def _with_policy(function):
-    """Run ``function`` and restore the global precision policy afterwards."""
+    """Run ``function``; restore the global precision policy and distribution afterwards."""
     def wrapper(*args, **kwargs):
         previous = keras.mixed_precision.global_policy()
+        previous_distribution = keras.distribution.distribution()
         try:
             return function(*args, **kwargs)
         finally:
             keras.mixed_precision.set_global_policy(previous)
+            keras.distribution.set_distribution(previous_distribution)
     wrapper.__doc__, wrapper.__name__ = function.__doc__, function.__name__
     return wrapper
 
@@ -243,16 +255,18 @@ def train(config: dict, output_root="runs", config_path=None) -> Path:
     training = config["training"]
     keras.utils.set_random_seed(config["seed"])
     keras.mixed_precision.set_global_policy(training["precision"])
-    model = _build(config, where)
-    _check_monitor(config, model, where)
-    train_ds, val_ds, split = _datasets(config, model)
-    _compile(model, training, len(train_ds))
+    scope, replicas = _distribution(training, where)
+    with scope:
+        model = _build(config, where)
+        _check_monitor(config, model, where)
+        train_ds, val_ds, split = _datasets(config, model)
+        _compile(model, training, len(train_ds))
     run_dir = create_run_dir(output_root, config["name"])
     write_json_atomic(run_dir / "config.json", config)
     if config_path is not None:
         shutil.copyfile(config_path, run_dir / "config.source.json")
     write_json_atomic(run_dir / "split.json", split)
-    return _run(config, run_dir, model, train_ds, val_ds)
+    return _run(config, run_dir, model, train_ds, val_ds, replicas=replicas)
 
 
 @_with_policy
@@ -277,7 +291,9 @@ def resume(run_dir) -> Path:
     training = config["training"]
     keras.utils.set_random_seed(config["seed"] + done)
     keras.mixed_precision.set_global_policy(training["precision"])
-    model = keras.saving.load_model(run_dir / "last.keras")
+    scope, replicas = _distribution(training, where)
+    with scope:
+        model = keras.saving.load_model(run_dir / "last.keras")
     split = json.loads((run_dir / "split.json").read_text())
     train_ds, val_ds, _ = _datasets(config, model, split)
     rows = pd.read_csv(run_dir / "history.csv").to_dict("records")[:done] \
@@ -286,7 +302,7 @@ def resume(run_dir) -> Path:
         print(f"kerasmed: {run_dir} already completed {done} of {training['epochs']} epochs")
         return run_dir
     return _run(config, run_dir, model, train_ds, val_ds, initial_epoch=done, rows=rows,
-                state=state)
+                state=state, replicas=replicas)
 
 
 def read_summary(run_dir) -> dict:
