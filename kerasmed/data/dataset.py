@@ -1,122 +1,411 @@
-"""``keras.utils.PyDataset`` loaders that stream samples from disk in fixed-shape batches."""
+"""``keras.utils.PyDataset`` loaders that stream samples from disk in fixed-shape batches.
+
+Per sample, in this order:
+
+1. read the image (its stored dtype, converted to ``channels``) and the mask (encoded by
+   ``mask_mode``), or take them from the in-memory cache;
+2. bring both to ``image_size`` (``fit``: stretch, letterbox, centre/random crop, or a tile);
+3. training only: ``augment(image, mask, rng)``, on the image still in its stored dtype (so
+   Augmentor's 8-bit operations apply and the 16-bit safeguards in kerasmed.data.augment are
+   used), at the model's input size (cheaper than at full resolution);
+4. normalise the image to ``float32`` and encode the mask as the training target.
+
+Randomness (epoch order, random crops, augmentation) comes from ``numpy`` generators seeded by
+``(seed, epoch)`` and ``(seed, epoch, sample index)``, so a batch is the same whatever the number
+of workers, threads or processes and whatever order they run in. ``set_epoch`` restores the
+epoch counter when a run is resumed.
+"""
 
 from __future__ import annotations
 
 import math
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import keras
 import numpy as np
 
-from kerasmed.data.io import read_image, read_mask
+from kerasmed.data.augment import Augmentation, build_augmentation
+from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, read_class_mask,
+                              read_image, read_label_mask, read_mask)
+from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_image
+from kerasmed.data.spatial import FIT_MODES, fit_pair, resize_image, resize_mask, tile_origins
 
-__all__ = ["SegmentationDataset", "normalize_image", "NORMALIZATIONS"]
+__all__ = ["SegmentationDataset", "ClassificationDataset", "normalize_image", "NORMALIZATIONS",
+           "MASK_MODES", "check_samples"]
 
-NORMALIZATIONS = ("dtype_range", "minmax")
+MASK_MODES = ("binary", "instances", "classes")
 
 
-def normalize_image(image: np.ndarray, method: str = "dtype_range") -> np.ndarray:
-    """Scale an image to float32 in [0, 1].
+def _resolve_augment(augment):
+    if augment is None or isinstance(augment, (list, tuple)):
+        augment = build_augmentation(augment)
+    elif not callable(augment):
+        raise ValueError(f"augment must be a list of operations or a callable (image, mask, rng) "
+                         f"-> (image, mask), got {type(augment).__name__}")
+    return None if isinstance(augment, Augmentation) and not len(augment) else augment
 
-    ``dtype_range`` divides by the dtype's maximum (255 for 8-bit, 65535 for 16-bit);
-    ``minmax`` stretches each image's own range to [0, 1].
+
+def check_samples(samples, read, workers: int = 4):
+    """Decode every sample with ``read(sample)``; return ``(good, problems, results)``.
+
+    ``problems`` is a list of ``(sample, message)`` (the message names the file);
+    ``results`` maps the index of each good sample to what ``read`` returned.
     """
-    if method == "dtype_range":
-        if np.issubdtype(image.dtype, np.integer):
-            return image.astype(np.float32) / np.iinfo(image.dtype).max
-        return image.astype(np.float32)
-    if method == "minmax":
-        image = image.astype(np.float32)
-        lo, hi = float(image.min()), float(image.max())
-        return (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
-    raise ValueError(f"unknown normalization {method!r}; choose one of {NORMALIZATIONS}")
+    def attempt(i):
+        try:
+            return i, read(samples[i]), None
+        except (ImageReadError, ValueError) as err:
+            return i, None, str(err)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        outcomes = list(pool.map(attempt, range(len(samples))))
+    good, problems, results = [], [], {}
+    for i, value, error in outcomes:
+        if error is None:
+            results[len(good)] = value
+            good.append(samples[i])
+        else:
+            problems.append((samples[i], error))
+    return good, problems, results
 
 
-class SegmentationDataset(keras.utils.PyDataset):
-    """Batches of ``(images, masks)`` read from a list of ``Sample``.
+class _BaseDataset(keras.utils.PyDataset):
+    _fit_modes = FIT_MODES
 
-    Images are resized to ``image_size`` (area interpolation) and normalised; masks are resized
-    with nearest-neighbour interpolation so they stay binary. ``shuffle=True`` (training) draws a
-    new order each epoch from ``seed`` and the epoch number, and drops the last incomplete batch
-    so every batch has the same shape (a new shape would retrace the compiled train step).
-    Validation (``shuffle=False``) keeps every sample.
-
-    ``outputs`` repeats the mask for models with several outputs (deep supervision): a list of
-    output names gives a dict target per batch.
-    """
-
-    def __init__(self, samples, batch_size: int, image_size, channels: int = 3, shuffle=False,
-                 seed: int = 0, normalization: str = "dtype_range", mask_threshold=None,
-                 cache: bool = False, outputs=None, **kwargs):
+    def __init__(self, samples, batch_size, image_size, channels=3, shuffle=False, seed=0,
+                 normalization="auto", cache=False, augment=None, fit="resize", training=None,
+                 drop_remainder=None, on_error="raise", pad_value=0, tile_overlap=0, page=0,
+                 verify=True, **kwargs):
         super().__init__(**kwargs)
         if not samples:
-            raise ValueError("SegmentationDataset needs at least one sample")
+            raise ValueError(f"{type(self).__name__} needs at least one sample")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if fit not in self._fit_modes:
+            raise ValueError(f"fit must be one of {self._fit_modes}, got {fit!r}")
+        if on_error not in ("raise", "skip"):
+            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
         self.samples = list(samples)
         self.batch_size = int(batch_size)
         self.image_size = tuple(int(s) for s in image_size)
+        if len(self.image_size) != 2 or min(self.image_size) < 1:
+            raise ValueError(f"image_size must be [height, width], got {image_size!r}")
         self.channels = channels
-        self.shuffle = shuffle
-        self.seed = seed
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.training = self.shuffle if training is None else bool(training)
+        self.drop_remainder = self.shuffle if drop_remainder is None else bool(drop_remainder)
         self.normalization = normalization
-        self.mask_threshold = mask_threshold
-        self.outputs = list(outputs) if outputs else None
+        self._normalize = make_normalizer(normalization)
+        self.augment = _resolve_augment(augment)
+        self.fit = fit
+        self.pad_value = pad_value
+        self.tile_overlap = int(tile_overlap)
+        self.page = page
+        self.on_error = on_error
+        self.skipped: list[tuple] = []
         self._cache = {} if cache else None
         self._epoch = 0
-        self._order = self._make_order()
-        if shuffle and len(self.samples) < self.batch_size:
-            raise ValueError(f"{len(self.samples)} training samples are fewer than one batch "
+        if on_error == "skip":
+            self._scan()
+        elif verify:
+            self._verify()
+        self._items = self._make_items()
+        if self.drop_remainder and len(self._items) < self.batch_size:
+            raise ValueError(f"{len(self._items)} training samples are fewer than one batch "
                              f"of {self.batch_size}")
+        self._order = self._make_order()
+
+    # ------------------------------------------------------------------ checks and bookkeeping
+
+    def _paths(self, sample):
+        return [sample.image]
+
+    def _verify(self):
+        bad = [str(p) for s in self.samples for p in self._paths(s) if not looks_like_image(p)]
+        if bad:
+            raise ImageReadError(f"{len(bad)} file(s) are missing, empty or not PNG/JPEG/TIFF/BMP "
+                                 f"images:\n  " + "\n  ".join(bad[:50])
+                                 + ("\n  ..." if len(bad) > 50 else ""))
+
+    def _scan(self):
+        workers = max(2, getattr(self, "workers", 1) or 1)
+        keep = self._cache is not None
+
+        def read(sample):  # decoded data is kept only for the cache, else just the size
+            pair = self._read_raw(sample)
+            if keep and self.fit not in ("random_crop", "tile"):
+                pair = fit_pair(*pair, self.image_size, self.fit, pad_value=self.pad_value)
+            return pair[0].shape[:2], (pair if keep else None)
+
+        good, problems, results = check_samples(self.samples, read, workers)
+        if problems:
+            self.skipped = problems
+            warnings.warn(f"{type(self).__name__}: skipped {len(problems)} of "
+                          f"{len(self.samples)} sample(s) that cannot be used:\n  "
+                          + "\n  ".join(msg for _, msg in problems[:50])
+                          + ("\n  ..." if len(problems) > 50 else ""), stacklevel=4)
+        if not good:
+            raise ImageReadError(f"none of the {len(self.samples)} samples can be read; first "
+                                 f"problem: {problems[0][1]}")
+        self.samples = good
+        self._sizes = {i: size for i, (size, _) in results.items()}
+        if keep:
+            self._cache.update({i: pair for i, (_, pair) in results.items()})
+
+    def _make_items(self):
+        if self.fit != "tile":
+            return [(i, None) for i in range(len(self.samples))]
+        items = []
+        sizes = getattr(self, "_sizes", {})
+        for i, s in enumerate(self.samples):
+            h, w = sizes.get(i) or image_size(s.image)
+            items += [(i, o) for o in tile_origins(h, w, self.image_size, self.tile_overlap)]
+        return items
 
     def _make_order(self):
-        n = len(self.samples)
+        n = len(self._items)
         if not self.shuffle:
             return np.arange(n)
         return np.random.default_rng([self.seed, self._epoch]).permutation(n)
 
-    def __len__(self):
-        n = len(self.samples)
-        return n // self.batch_size if self.shuffle else math.ceil(n / self.batch_size)
+    @property
+    def epoch(self) -> int:
+        return self._epoch
 
-    def load(self, index: int):
-        """Return sample ``index`` as ``(image float32 (H, W, C), mask float32 (H, W, 1))``."""
-        if self._cache is not None and index in self._cache:
-            return self._cache[index]
-        sample = self.samples[index]
-        h, w = self.image_size
-        image = read_image(sample.image, channels=self.channels)
-        image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
-        if image.ndim == 2:
-            image = image[..., None]
-        image = normalize_image(image, self.normalization)
-        mask = read_mask(sample.mask, self.mask_threshold)
-        mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
-        pair = (image, mask[..., None].astype(np.float32))
-        if self._cache is not None:
-            self._cache[index] = pair
-        return pair
+    def set_epoch(self, epoch: int):
+        """Set the epoch counter (orders and augmentations derive from it), e.g. on resume."""
+        self._epoch = int(epoch)
+        self._order = self._make_order()
+
+    def on_epoch_end(self):
+        self._epoch += 1
+        self._order = self._make_order()
+
+    def __len__(self):
+        n = len(self._items)
+        return n // self.batch_size if self.drop_remainder else math.ceil(n / self.batch_size)
+
+    @property
+    def tiles(self):
+        """``(sample, (y, x) or None)`` of each item, in item order (for stitching tiles)."""
+        return [(self.samples[i], o) for i, o in self._items]
+
+    # --------------------------------------------------------------------------- per sample
+
+    def _read_raw(self, sample):
+        raise NotImplementedError
+
+    def _fitted(self, item_index, rng):
+        sample_index, origin = self._items[item_index]
+        random_fit = self.fit in ("random_crop", "tile")
+        cache_key = sample_index if random_fit else item_index
+        if self._cache is not None and cache_key in self._cache:
+            image, mask = self._cache[cache_key]
+        else:
+            image, mask = self._read_raw(self.samples[sample_index])
+            if not random_fit:
+                image, mask = fit_pair(image, mask, self.image_size, self.fit,
+                                       pad_value=self.pad_value)
+            if self._cache is not None:
+                self._cache[cache_key] = (image, mask)
+        if random_fit:
+            image, mask = fit_pair(image, mask, self.image_size, self.fit,
+                                   rng=rng if self.training else None, pad_value=self.pad_value,
+                                   origin=origin)
+        return image, mask
+
+    def _prepare(self, item_index):
+        """``(image in stored dtype, mask or None)`` at ``image_size``, augmented if training."""
+        rng = np.random.default_rng([self.seed, self._epoch, item_index]) if self.training \
+            else None
+        image, mask = self._fitted(item_index, rng)
+        if self.augment is not None and self.training:
+            image, mask = self.augment(image, mask, rng)
+            if image.shape[:2] != self.image_size:  # an op that changes the size (resize...)
+                image = resize_image(image, self.image_size)
+                if image.ndim == 2:
+                    image = image[..., None]
+                mask = None if mask is None else resize_mask(mask, self.image_size)
+        return image, mask
 
     def __getitem__(self, batch_index):
-        if batch_index >= len(self):
+        if not 0 <= batch_index < len(self):
             raise IndexError(f"batch {batch_index} out of range for {len(self)} batches")
         start = batch_index * self.batch_size
         indices = self._order[start:start + self.batch_size]
-        pairs = [self.load(int(i)) for i in indices]
+        return self._batch([self.load(int(i)) for i in indices])
+
+
+class SegmentationDataset(_BaseDataset):
+    """Batches of ``(images, masks)`` read from a list of ``Sample``.
+
+    Args:
+        samples: ``Sample`` list (from a reader in kerasmed.data.readers).
+        batch_size: samples per batch.
+        image_size: ``[height, width]`` of the model input.
+        channels: 1 (grey) or 3 (RGB); images are converted on reading.
+        shuffle: training mode: a new order each epoch from ``seed`` and the epoch number, and
+            the incomplete last batch dropped so every batch has the same shape (a new shape
+            would retrace the compiled train step). Validation (``shuffle=False``) keeps every
+            sample, in order.
+        seed: seeds the epoch order, random crops and augmentation.
+        normalization: see kerasmed.data.normalize (``"auto"``, ``"dtype_range"``,
+            ``"minmax"``, ``"percentile"``, ``"mean_std"``, ``"backbone"``, or a dict).
+        mask_threshold: binary masks: foreground is ``mask > threshold``; ``None``: automatic
+            (0/1, 0/255, JPEG noise), with an error for masks that do not look binary.
+        cache: keep decoded samples in memory (after fitting to ``image_size``, or whole
+            images for random crops and tiles). With ``use_multiprocessing`` each worker process
+            holds its own cache.
+        outputs: repeat the mask for models with several outputs (deep supervision): a list of
+            output names gives a dict target per batch.
+        augment: an augmentation spec (list of dicts, see kerasmed.data.augment) or a callable
+            ``(image, mask, rng) -> (image, mask)``; applied to training batches only.
+        fit: how images reach ``image_size``: ``"resize"`` (stretch), ``"pad"`` (aspect kept,
+            letterboxed), ``"center_crop"``, ``"random_crop"`` (random window when training,
+            centre window otherwise), ``"tile"`` (every tile of a grid over each image: the
+            dataset's items are tiles; see ``tiles``).
+        mask_mode: ``"binary"`` (float32 0/1 target, ``(H, W, 1)``; instance masks such as
+            GlaS become ``label > 0``), ``"instances"`` (int32 labels kept, ``(H, W, 1)``) or
+            ``"classes"`` (int32 class indices ``(H, W, 1)``, or float32 one-hot
+            ``(H, W, num_classes)`` with ``one_hot``).
+        num_classes, class_values: for ``"classes"``: K, and optionally the stored grey level or
+            RGB triple of each class (see ``read_class_mask``).
+        training: whether to augment and crop randomly (default: ``shuffle``).
+        drop_remainder: drop the incomplete last batch (default: ``shuffle``).
+        on_error: ``"raise"``: an unreadable file fails the batch that needs it (missing,
+            empty and non-image files are found when the dataset is made, all listed at once);
+            ``"skip"``: every sample is decoded when the dataset is made, those that fail
+            (unreadable, truncated, unexpected mask values) are left out and listed in a warning
+            and in ``skipped``.
+        pad_value: fill value of letterbox and crop padding (masks are padded with 0).
+        tile_overlap: pixels shared by neighbouring tiles (``fit="tile"``).
+        page: TIFF page to read (``"all"`` stacks a single-channel stack as channels).
+        **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of PyDataset.
+    """
+
+    def __init__(self, samples, batch_size: int, image_size, channels: int = 3, shuffle=False,
+                 seed: int = 0, normalization="auto", mask_threshold=None, cache: bool = False,
+                 outputs=None, augment=None, fit: str = "resize", mask_mode: str = "binary",
+                 num_classes: int | None = None, class_values=None, one_hot: bool = False,
+                 **kwargs):
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+        if class_values is not None:
+            if num_classes is not None and num_classes != len(class_values):
+                raise ValueError(f"num_classes={num_classes} but {len(class_values)} "
+                                 f"class_values")
+            num_classes = len(class_values)
+        if mask_mode == "classes" and one_hot and not num_classes:
+            raise ValueError("one_hot class masks need num_classes (or class_values)")
+        self.mask_threshold = mask_threshold
+        self.mask_mode = mask_mode
+        self.num_classes = num_classes
+        self.class_values = class_values
+        self.one_hot = one_hot
+        self.outputs = list(outputs) if outputs else None
+        missing = [str(s.image) for s in samples if s.mask is None]
+        if missing:
+            raise ValueError(f"{len(missing)} sample(s) have no mask, e.g. {missing[0]}")
+        super().__init__(samples, batch_size, image_size, channels=channels, shuffle=shuffle,
+                         seed=seed, normalization=normalization, cache=cache, augment=augment,
+                         fit=fit, **kwargs)
+
+    def _paths(self, sample):
+        return [sample.image, sample.mask]
+
+    def _read_mask(self, sample):
+        if self.mask_mode == "binary":
+            return read_mask(sample.mask, self.mask_threshold, sample.mask_type)
+        if self.mask_mode == "instances":
+            return read_label_mask(sample.mask)
+        return read_class_mask(sample.mask, self.num_classes, self.class_values)
+
+    def _read_raw(self, sample):
+        image = read_image(sample.image, channels=self.channels, page=self.page)
+        mask = self._read_mask(sample)
+        if mask.shape != image.shape[:2]:
+            raise ImageReadError(f"mask {sample.mask} is {mask.shape[1]}x{mask.shape[0]} but "
+                                 f"its image {sample.image} is {image.shape[1]}x{image.shape[0]}")
+        return image, mask
+
+    def load(self, index: int):
+        """Item ``index`` as ``(image float32 (H, W, C), target)`` for the current epoch."""
+        image, mask = self._prepare(index)
+        image = self._normalize(image)
+        if image.ndim == 2:
+            image = image[..., None]
+        if self.mask_mode == "binary":
+            target = (mask > 0).astype(np.float32)[..., None]
+        elif self.mask_mode == "classes" and self.one_hot:
+            target = np.eye(self.num_classes, dtype=np.float32)[mask]
+        else:
+            target = mask.astype(np.int32)[..., None]
+        return image, target
+
+    def _batch(self, pairs):
         images = np.stack([p[0] for p in pairs])
         masks = np.stack([p[1] for p in pairs])
         if self.outputs:
             return images, {name: masks for name in self.outputs}
         return images, masks
 
-    def set_epoch(self, epoch: int):
-        """Use the sample order of ``epoch`` (counted from 0), whatever came before.
 
-        kerasmed's trainers call this at the start of every epoch (``fit`` also calls
-        ``on_epoch_end`` when it resets its iterator, so counting those calls would skip
-        orders); it makes ``fit``, the ``train_on_batch`` loop and a resumed run see the same
-        batches in the same epoch.
-        """
-        self._epoch = int(epoch)
-        self._order = self._make_order()
+class ClassificationDataset(_BaseDataset):
+    """Batches of ``(images, labels)`` for image classification (OCT2017).
 
-    def on_epoch_end(self):
-        self.set_epoch(self._epoch + 1)
+    Takes the same arguments as ``SegmentationDataset`` where they apply (no masks; ``fit`` is
+    one of resize, pad, center_crop, random_crop), plus:
+
+    Args:
+        classes: class names in index order (default: the sorted labels of ``samples``). A
+            sample whose label is not among them is an error.
+        one_hot: float32 one-hot targets ``(B, K)`` instead of int32 indices ``(B,)``.
+    """
+
+    _fit_modes = ("resize", "pad", "center_crop", "random_crop")
+
+    def __init__(self, samples, batch_size: int, image_size, channels: int = 3, classes=None,
+                 one_hot: bool = False, **kwargs):
+        unlabeled = [str(s.image) for s in samples if s.label is None]
+        if unlabeled:
+            raise ValueError(f"{len(unlabeled)} sample(s) have no label, e.g. {unlabeled[0]}")
+        self.classes = list(classes) if classes is not None else sorted({s.label
+                                                                         for s in samples})
+        unknown = sorted({s.label for s in samples} - set(self.classes))
+        if unknown:
+            raise ValueError(f"labels {unknown} are not among classes {self.classes}")
+        self.class_index = {c: i for i, c in enumerate(self.classes)}
+        self.one_hot = one_hot
+        super().__init__(samples, batch_size, image_size, channels=channels, **kwargs)
+
+    def _read_raw(self, sample):
+        return read_image(sample.image, channels=self.channels, page=self.page), None
+
+    def class_counts(self) -> dict:
+        counts = {c: 0 for c in self.classes}
+        for s in self.samples:
+            counts[s.label] += 1
+        return counts
+
+    def class_weights(self) -> dict:
+        """``{class index: weight}`` balancing the classes (n / (K * count)), for ``fit``."""
+        counts = self.class_counts()
+        n, k = sum(counts.values()), len(counts)
+        return {self.class_index[c]: (n / (k * m) if m else 0.0) for c, m in counts.items()}
+
+    def load(self, index: int):
+        image, _ = self._prepare(index)
+        image = self._normalize(image)
+        if image.ndim == 2:
+            image = image[..., None]
+        label = self.class_index[self.samples[self._items[index][0]].label]
+        return image, label
+
+    def _batch(self, pairs):
+        images = np.stack([p[0] for p in pairs])
+        labels = np.asarray([p[1] for p in pairs], dtype=np.int32)
+        if self.one_hot:
+            return images, np.eye(len(self.classes), dtype=np.float32)[labels]
+        return images, labels

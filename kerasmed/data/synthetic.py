@@ -60,7 +60,8 @@ def _background(rng, h, w):
     vessels = np.zeros((h, w), np.float32)
     for _ in range(rng.integers(3, 8)):
         pts = np.cumsum(rng.normal(0, 14, (12, 2)), axis=0) + rng.uniform((0, 0), (w, h))
-        cv2.polylines(vessels, [pts.astype(np.int32)], False, 1.0, thickness=int(rng.integers(1, 3)))
+        thickness = int(rng.integers(1, 3))
+        cv2.polylines(vessels, [pts.astype(np.int32)], False, 1.0, thickness=thickness)
     vessels = cv2.GaussianBlur(vessels, (0, 0), 1.0)
     img *= (1.0 - 0.25 * vessels[..., None] * np.array([0.2, 1.0, 1.0], np.float32))
     return img

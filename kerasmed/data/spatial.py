@@ -1,0 +1,125 @@
+"""Bringing images and masks to the model's input size: resize, letterbox, crop, tile.
+
+Images are resized with area interpolation when shrinking and bilinear when enlarging; masks
+with centre-aligned nearest neighbour (``INTER_NEAREST_EXACT``), so they keep their label set and
+stay aligned with the image.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["FIT_MODES", "resize_image", "resize_mask", "letterbox", "fit_pair", "crop_pair",
+           "tile_origins"]
+
+FIT_MODES = ("resize", "pad", "center_crop", "random_crop", "tile")
+
+_NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
+
+
+def resize_image(image: np.ndarray, size) -> np.ndarray:
+    """Resize ``(H, W[, C])`` to ``size = (height, width)``, keeping the channel axis."""
+    h, w = int(size[0]), int(size[1])
+    if image.shape[:2] == (h, w):
+        return image
+    shrink = h <= image.shape[0] and w <= image.shape[1]
+    src = image
+    if image.dtype not in (np.uint8, np.uint16, np.int16, np.float32, np.float64):
+        src = image.astype(np.float32)
+    out = cv2.resize(src, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if image.ndim == 3 and out.ndim == 2:
+        out = out[..., None]
+    return out.astype(image.dtype, copy=False)
+
+
+def resize_mask(mask: np.ndarray, size) -> np.ndarray:
+    """Resize a 2-D mask (any integer dtype) with centre-aligned nearest neighbour."""
+    h, w = int(size[0]), int(size[1])
+    if mask.shape[:2] == (h, w):
+        return mask
+    if mask.dtype in (np.uint8, np.uint16, np.int16, np.int32, np.float32):
+        return cv2.resize(mask, (w, h), interpolation=_NEAREST)
+    work = mask.astype(np.uint8 if mask.dtype == bool else np.int32)
+    return cv2.resize(work, (w, h), interpolation=_NEAREST).astype(mask.dtype)
+
+
+def letterbox(image: np.ndarray, size, value=0, is_mask: bool = False):
+    """Scale ``image`` to fit inside ``size`` keeping its aspect ratio, then pad (centred).
+
+    Returns:
+        ``(out, (scale, top, left))``: undo with ``out[top:top + round(H * scale), left:...]``.
+    """
+    h, w = int(size[0]), int(size[1])
+    scale = min(h / image.shape[0], w / image.shape[1])
+    nh = max(1, min(h, int(round(image.shape[0] * scale))))
+    nw = max(1, min(w, int(round(image.shape[1] * scale))))
+    small = resize_mask(image, (nh, nw)) if is_mask else resize_image(image, (nh, nw))
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out = np.full((h, w) + image.shape[2:], value, dtype=image.dtype)
+    out[top:top + nh, left:left + nw] = small
+    return out, (scale, top, left)
+
+
+def crop_pair(image, mask, y: int, x: int, size, value=0):
+    """Crop ``size`` at ``(y, x)``; parts outside the image are filled with ``value`` (mask 0)."""
+    h, w = int(size[0]), int(size[1])
+
+    def crop(a, fill):
+        out = np.full((h, w) + a.shape[2:], fill, dtype=a.dtype)
+        y0, x0 = max(y, 0), max(x, 0)
+        y1, x1 = min(y + h, a.shape[0]), min(x + w, a.shape[1])
+        if y1 > y0 and x1 > x0:
+            out[y0 - y:y1 - y, x0 - x:x1 - x] = a[y0:y1, x0:x1]
+        return out
+
+    return crop(image, value), (None if mask is None else crop(mask, 0))
+
+
+def tile_origins(height: int, width: int, size, overlap: int = 0) -> list[tuple[int, int]]:
+    """Top-left corners of ``size`` tiles covering a ``height x width`` image.
+
+    Tiles step by ``size - overlap``; the last row/column is moved back to end at the image's
+    edge (so tiles never run over it when the image is at least one tile large). An image
+    smaller than a tile gives one tile at (0, 0), padded when cropped.
+    """
+    th, tw = int(size[0]), int(size[1])
+    if not 0 <= overlap < min(th, tw):
+        raise ValueError(f"tile overlap must be in 0..{min(th, tw) - 1}, got {overlap}")
+
+    def starts(n, t):
+        if n <= t:
+            return [0]
+        out = list(range(0, n - t, t - overlap))
+        return out + [n - t]
+
+    return [(y, x) for y in starts(height, th) for x in starts(width, tw)]
+
+
+def fit_pair(image, mask, size, mode: str = "resize", rng=None, pad_value=0, origin=None):
+    """Bring ``image`` (and ``mask``, may be ``None``) to ``size`` by ``mode``.
+
+    ``resize`` stretches; ``pad`` keeps the aspect ratio and pads (letterbox); ``center_crop``
+    and ``random_crop`` cut a ``size`` window (padding images smaller than it), the random one
+    placed by ``rng``; ``tile`` cuts the window at ``origin``.
+    """
+    if mode == "resize":
+        return resize_image(image, size), (None if mask is None else resize_mask(mask, size))
+    if mode == "pad":
+        out, _ = letterbox(image, size, pad_value)
+        return out, (None if mask is None else letterbox(mask, size, 0, is_mask=True)[0])
+    h, w = int(size[0]), int(size[1])
+    if mode == "tile":
+        y, x = origin
+    elif mode == "center_crop" or (mode == "random_crop" and rng is None):
+        y, x = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
+    elif mode == "random_crop":
+        y = int(rng.integers(0, max(image.shape[0] - h, 0) + 1))
+        x = int(rng.integers(0, max(image.shape[1] - w, 0) + 1))
+        if image.shape[0] < h:
+            y = (image.shape[0] - h) // 2
+        if image.shape[1] < w:
+            x = (image.shape[1] - w) // 2
+    else:
+        raise ValueError(f"unknown fit mode {mode!r}; choose one of {FIT_MODES}")
+    return crop_pair(image, mask, y, x, size, pad_value)
