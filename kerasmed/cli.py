@@ -21,6 +21,9 @@ def _train_parser():
                              "to its history.csv (no CONFIG needed)")
     parser.add_argument("--output", default="runs",
                         help="folder that receives the run directory (default: runs)")
+    parser.add_argument("--folds", type=int, metavar="K",
+                        help="k-fold cross-validation: train K runs, one per fold, in one "
+                             "directory, with folds.csv (each fold, mean and std)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="override a key of the experiment, VALUE in JSON "
@@ -43,7 +46,7 @@ def train_main(argv=None) -> int:
     from kerasmed.config import ConfigError, load_config
     from kerasmed.data.io import ImageReadError
     from kerasmed.data.readers import DatasetLayoutError
-    from kerasmed.training.trainer import read_summary, resume, train
+    from kerasmed.training.trainer import read_summary, resume, train, train_kfold
 
     try:
         if args.resume:
@@ -52,8 +55,14 @@ def train_main(argv=None) -> int:
             run_dir = resume(args.resume)
         else:
             config = load_config(args.config, args.overrides)
+            if args.folds is not None:
+                if args.folds < 2:
+                    parser.error("--folds needs at least 2 folds")
+                parent = train_kfold(config, args.folds, args.output, config_path=args.config)
+                print(f"kerasmed-train: {args.folds} folds done; see {parent / 'folds.csv'}")
+                return 0
             run_dir = train(config, args.output, config_path=args.config)
-    except (ConfigError, DatasetLayoutError, ImageReadError, FileExistsError) as err:
+    except (ConfigError, DatasetLayoutError, ImageReadError, FileExistsError, ValueError) as err:
         print(f"kerasmed-train: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

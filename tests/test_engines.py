@@ -111,3 +111,23 @@ def test_callbacks_and_schedule_from_the_experiment(write_config, tiny_experimen
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
     assert history["learning_rate"].iloc[1] < history["learning_rate"].iloc[0] < 1e-3
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_kfold_runs_every_fold_and_tabulates_mean_and_std(write_config, tiny_experiment,
+                                                          tmp_path):
+    tiny_experiment["training"]["epochs"] = 1
+    out = tmp_path / "runs"
+    assert train_main([str(write_config(tiny_experiment)), "--output", str(out), "--folds",
+                       "3"]) == 0
+    (parent,) = out.iterdir()
+    assert sorted(p.name for p in parent.iterdir() if p.is_dir()) == ["fold_1", "fold_2",
+                                                                       "fold_3"]
+    table = pd.read_csv(parent / "folds.csv")
+    assert table["fold"].tolist() == ["1", "2", "3", "mean", "std"]
+    values = table["val_dice"].iloc[:3].astype(float)
+    assert table["val_dice"].iloc[3] == pytest.approx(values.mean())
+    assert table["val_dice"].iloc[4] == pytest.approx(values.std(ddof=1))
+    vals = [set(json.loads((parent / f"fold_{i}" / "split.json").read_text())["val"])
+            for i in (1, 2, 3)]
+    assert not (vals[0] & vals[1]) and not (vals[1] & vals[2]) and not (vals[0] & vals[2])
+    assert sum(len(v) for v in vals) == 16  # every image is validated exactly once

@@ -31,7 +31,7 @@ from kerasmed import metrics as km_metrics
 from kerasmed.config import ConfigError, validate_config
 from kerasmed.data.dataset import SegmentationDataset
 from kerasmed.data.readers import read_folder_pair
-from kerasmed.data.splits import split_by_fraction
+from kerasmed.data.splits import make_split, split_from_record
 from kerasmed.data.synthetic import generate_polyp_dataset
 from kerasmed.models.registry import build
 from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoint
@@ -39,7 +39,7 @@ from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.loop import train_on_batch_loop
 from kerasmed.training.rundir import create_run_dir, write_json_atomic
 
-__all__ = ["train", "resume", "list_samples", "history_keys", "read_summary"]
+__all__ = ["train", "train_kfold", "resume", "list_samples", "history_keys", "read_summary"]
 
 
 def list_samples(data: dict):
@@ -98,21 +98,26 @@ def _versions():
             "backend": keras.backend.backend(), "python": platform.python_version()}
 
 
-def _datasets(config, model, split=None):
-    """Training and validation datasets, and the split (recomputed, or as recorded)."""
+def _datasets(config, model, split=None, fold=None):
+    """Training and validation datasets and the split record (new, or as recorded).
+
+    ``fold=(k, i)`` holds out fold ``i`` of a group-aware ``k``-fold split; otherwise
+    ``data.val_fraction`` of the groups are held out.
+    """
     data, training = config["data"], config["training"]
     samples = list_samples(data)
-    if split is None:
-        train_samples, val_samples = split_by_fraction(samples, data["val_fraction"],
-                                                       config["seed"])
-    else:
-        by_path = {str(s.image): s for s in samples}
-        missing = [p for p in split["train"] + split["val"] if p not in by_path]
-        if missing:
-            raise ConfigError([f"split.json: {len(missing)} recorded images are no longer in "
-                               f"the dataset, e.g. {missing[0]}"])
-        train_samples = [by_path[p] for p in split["train"]]
-        val_samples = [by_path[p] for p in split["val"]]
+    try:
+        if split is not None:
+            parts = split_from_record(samples, split, parts=("train", "val"))
+        elif fold is not None:
+            parts, split = make_split(samples, "kfold", seed=config["seed"], k=fold[0],
+                                      fold=fold[1])
+        else:
+            parts, split = make_split(samples, "fraction", seed=config["seed"],
+                                      val_fraction=data["val_fraction"])
+    except ValueError as err:
+        raise ConfigError([f"split: {err}"]) from err
+    train_samples, val_samples = parts["train"], parts["val"]
     common = dict(batch_size=training["batch_size"], image_size=data["image_size"],
                   channels=data["channels"], normalization=data["normalization"],
                   mask_threshold=data["mask_threshold"], cache=data["cache"],
@@ -120,8 +125,6 @@ def _datasets(config, model, split=None):
                   workers=data["workers"], use_multiprocessing=data["use_multiprocessing"])
     train_ds = SegmentationDataset(train_samples, shuffle=True, seed=config["seed"], **common)
     val_ds = SegmentationDataset(val_samples, shuffle=False, **common)
-    split = {"train": [str(s.image) for s in train_samples],
-             "val": [str(s.image) for s in val_samples]}
     return train_ds, val_ds, split
 
 
@@ -242,14 +245,17 @@ def _with_policy(function):
 
 
 @_with_policy
-def train(config: dict, output_root="runs", config_path=None) -> Path:
+def train(config: dict, output_root="runs", config_path=None, *, run_dir=None,
+          fold=None) -> Path:
     """Train the experiment ``config`` (as returned by ``load_config``).
 
     Everything that can be checked (dataset, split, model parameters, monitor) is checked before
-    the run directory is created, so a bad experiment leaves nothing behind.
+    the run directory is created, so a bad experiment leaves nothing behind. The run directory
+    is a new ``output_root/<name>_<timestamp>``, or ``run_dir`` (which must not exist yet).
+    ``fold=(k, i)`` validates on fold ``i`` of a group-aware ``k``-fold split.
 
     Returns:
-        The new run directory.
+        The run directory.
     """
     where = str(config_path or "<config>")
     training = config["training"]
@@ -259,14 +265,55 @@ def train(config: dict, output_root="runs", config_path=None) -> Path:
     with scope:
         model = _build(config, where)
         _check_monitor(config, model, where)
-        train_ds, val_ds, split = _datasets(config, model)
+        train_ds, val_ds, split = _datasets(config, model, fold=fold)
         _compile(model, training, len(train_ds))
-    run_dir = create_run_dir(output_root, config["name"])
+    if run_dir is None:
+        run_dir = create_run_dir(output_root, config["name"])
+    else:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True)  # never an existing folder
     write_json_atomic(run_dir / "config.json", config)
     if config_path is not None:
         shutil.copyfile(config_path, run_dir / "config.source.json")
     write_json_atomic(run_dir / "split.json", split)
     return _run(config, run_dir, model, train_ds, val_ds, replicas=replicas)
+
+
+def train_kfold(config: dict, k: int, output_root="runs", config_path=None) -> Path:
+    """Cross-validate: train every fold of a group-aware ``k``-fold split in turn.
+
+    Each fold is a complete run in ``<run>/fold_<i>``; ``folds.csv`` lists each fold's best
+    epoch and validation figures there, then their mean and standard deviation, as the
+    MultiResUNet and DRRMSAN papers report. The session is cleared between folds so that the
+    models of earlier folds do not stay in memory.
+
+    Returns:
+        The parent run directory.
+    """
+    make_split(list_samples(config["data"]), "kfold", seed=config["seed"], k=k, fold=0)
+    parent = create_run_dir(output_root, f"{config['name']}_{k}fold")
+    monitor = config["training"]["monitor"]
+    rows = []
+    for i in range(k):
+        keras.backend.clear_session()
+        fold_dir = train(config, output_root, config_path, run_dir=parent / f"fold_{i + 1}",
+                         fold=(k, i))
+        best = read_summary(fold_dir)["best"]
+        row = {"fold": str(i + 1), "best_epoch": best["epoch"] if best else None}
+        if best:
+            row.update({key: value for key, value in best["row"].items()
+                        if key.startswith("val_")})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    figures = table.drop(columns=["fold"])
+    stats = pd.DataFrame([{"fold": "mean", **figures.mean().to_dict()},
+                          {"fold": "std", **figures.std(ddof=1).to_dict()}])
+    pd.concat([table, stats]).to_csv(parent / "folds.csv", index=False)
+    write_json_atomic(parent / "summary.json", {
+        "name": config["name"], "folds": k, "monitor": monitor,
+        "mean": stats.iloc[0].drop("fold").to_dict(), "std": stats.iloc[1].drop("fold").to_dict(),
+        "fold_dirs": [f"fold_{i + 1}" for i in range(k)]})
+    return parent
 
 
 @_with_policy
