@@ -109,9 +109,11 @@ def _load_for_inference(target, checkpoint="best"):
     model = keras.saving.load_model(path, compile=False)
     channels = int(model.inputs[0].shape[-1])
     data = (config or {}).get("data", {})
-    settings = {"channels": channels,
-                "normalization": data.get("normalization", "dtype_range"),
-                "mask_threshold": data.get("mask_threshold")}
+    # Crop- and tile-trained models see images at native scale: predict them with tiles.
+    native = data.get("fit") in ("center_crop", "random_crop", "tile")
+    settings = {"channels": channels, "normalization": data.get("normalization", "auto"),
+                "mask_threshold": data.get("mask_threshold"),
+                "mode": "tile" if native else "resize"}
     return model, settings, config
 
 
@@ -119,9 +121,10 @@ def _inference_parser(prog, description):
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of a run directory to use (default: best)")
-    parser.add_argument("--mode", choices=("resize", "tile"), default="resize",
-                        help="resize each image to the model's input (as the loader trains; "
-                             "default) or slide overlapping model-sized tiles at native size")
+    parser.add_argument("--mode", choices=("resize", "tile"), default=None,
+                        help="resize each image to the model's input, or slide overlapping "
+                             "model-sized tiles at native size (default: tile for runs trained "
+                             "on crops or tiles, resize otherwise)")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average over flips and rotations")
     parser.add_argument("--threshold", type=float, default=0.5,
@@ -173,7 +176,8 @@ def eval_main(argv=None) -> int:
         out_dir = create_run_dir(parent, "eval")
         summary = evaluate(model, samples, out_dir, channels=settings["channels"],
                            normalization=args.normalization or settings["normalization"],
-                           mask_threshold=settings["mask_threshold"], mode=args.mode,
+                           mask_threshold=settings["mask_threshold"],
+                           mode=args.mode or settings["mode"],
                            tta=args.tta, threshold=args.threshold, n_overlays=args.overlays)
     except (ConfigError, DatasetLayoutError, ImageReadError) as err:
         print(f"kerasmed-eval: error: {err}", file=sys.stderr)
@@ -229,7 +233,7 @@ def predict_main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for path, target in targets.items():
             image = read_image(path, channels=settings["channels"])
-            prob = predict_image(model, image, args.mode,
+            prob = predict_image(model, image, args.mode or settings["mode"],
                                  args.normalization or settings["normalization"],
                                  overlap=args.overlap, tta=args.tta)
             mask = to_mask(prob, args.threshold)

@@ -21,7 +21,8 @@ from typing import Any, Callable
 __all__ = ["ConfigError", "Field", "SCHEMA", "load_config", "validate_config", "parse_override"]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-DATASETS = ("synthetic_polyps", "folder")
+DATASETS = ("synthetic_polyps", "folder", "cvc_clinicdb", "kvasir_seg", "glas", "isic2018", "csv")
+FIT_MODES = ("resize", "pad", "center_crop", "random_crop", "tile")
 _REQUIRED = object()
 
 
@@ -59,6 +60,24 @@ def _image_size(value):
     if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                                   for v in value):
         return f"must be [height, width] with two positive integers, got {value!r}"
+    return None
+
+
+def _normalization(value):
+    from kerasmed.data.normalize import parse_normalization
+    try:
+        parse_normalization(value)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
+def _augmentation(value):
+    from kerasmed.data.augment import validate_augmentation
+    try:
+        validate_augmentation(value)
+    except ValueError as err:
+        return str(err)
     return None
 
 
@@ -157,10 +176,14 @@ SCHEMA: dict = {
                                          "filled in from data.image_size and data.channels"),
     },
     "data": {
-        "dataset": Field(_STR, choices=DATASETS, doc="the reader for data.root's layout"),
+        "dataset": Field(_STR, choices=DATASETS,
+                         doc="synthetic_polyps (generated into root) or a reader of "
+                             "kerasmed.data.readers.READERS for root's layout"),
         "root": Field(_STR, doc="dataset folder; relative paths start at the working directory"),
-        "images_dir": Field(_STR, "images", doc="folder dataset: image sub-folder"),
-        "masks_dir": Field(_STR, "masks", doc="folder dataset: mask sub-folder"),
+        "options": Field((dict,), {}, doc="the reader's keyword arguments, e.g. "
+                                          "{\"images\": \"imgs\"} for folder"),
+        "groups": Field((str, type(None)), None,
+                        doc="CSV (image stem, group) that sets each sample's group for splits"),
         "synthetic": {
             "n_images": Field(_INT, 200, check=_positive),
             "height": Field(_INT, 288, check=_positive),
@@ -170,11 +193,26 @@ SCHEMA: dict = {
         "image_size": Field((list,), [256, 256], check=_image_size, doc="[height, width] fed to "
                                                                         "the model"),
         "channels": Field(_INT, 3, choices=(1, 3)),
-        "normalization": Field(_STR, "dtype_range", choices=("dtype_range", "minmax")),
+        "fit": Field(_STR, "resize", choices=FIT_MODES,
+                     doc="how images reach image_size: resize, pad (aspect kept), center_crop, "
+                         "random_crop, tile"),
+        "normalization": Field((str, dict), "auto", check=_normalization,
+                               doc="auto, dtype_range, minmax, percentile, mean_std, backbone, "
+                                   "or {\"method\": ..., parameters}"),
         "mask_threshold": Field(_FLOAT + (type(None),), None,
-                                doc="foreground is mask > threshold; null: half the dtype range"),
+                                doc="foreground is mask > threshold; null: automatic"),
+        "mask_mode": Field(_STR, "binary", choices=("binary", "classes"),
+                           doc="binary masks, or class-index masks for several classes"),
+        "num_classes": Field((int, type(None)), None, doc="classes of a class-index mask"),
+        "class_values": Field((list, type(None)), None,
+                              doc="stored grey level or [r, g, b] of each class"),
+        "one_hot": Field(_BOOL, False, doc="class masks as one-hot (for multiclass losses)"),
+        "augmentation": Field((list,), [], check=_augmentation,
+                              doc="operations applied to training batches (see docs/data.md)"),
         "val_fraction": Field(_FLOAT, 0.2, check=_fraction),
         "cache": Field(_BOOL, False, doc="keep decoded, resized samples in memory"),
+        "on_error": Field(_STR, "raise", choices=("raise", "skip"),
+                          doc="an unreadable image: fail, or skip it and list it"),
         "workers": Field(_INT, 1, check=_positive),
         "use_multiprocessing": Field(_BOOL, False),
     },
@@ -287,16 +325,21 @@ def _check_model_params(config, where, problems):
 
 def _check_dataset(config, where, problems):
     data = config["data"]
-    root = Path(data["root"])
     if data["dataset"] == "synthetic_polyps":
         return  # generated into root on first use
+    root = Path(data["root"])
     if not root.is_dir():
         problems.append(f"{where}: data.root: dataset folder {root.resolve()} does not exist")
-        return
-    for key in ("images_dir", "masks_dir"):
-        if not (root / data[key]).is_dir():
-            problems.append(f"{where}: data.{key}: folder {(root / data[key]).resolve()} "
-                            f"does not exist")
+    from kerasmed.data.readers import READERS
+    params = inspect.signature(READERS[data["dataset"]]).parameters
+    for key in data["options"]:
+        if key == "root" or key not in params:
+            problems.append(f"{where}: data.options.{key}: "
+                            + _unknown_key_message(f"option of the {data['dataset']!r} reader",
+                                                   key, [p for p in params if p != "root"]))
+    if data["groups"] is not None and not Path(data["groups"]).is_file():
+        problems.append(f"{where}: data.groups: file {Path(data['groups']).resolve()} does not "
+                        f"exist")
 
 
 def _check_distribution(config, where, problems):

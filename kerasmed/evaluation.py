@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from kerasmed.data.dataset import normalize_image
+from kerasmed.data.normalize import make_normalizer, normalize_image
 from kerasmed.data.io import read_image, read_mask
 
 __all__ = ["hd95", "score_masks", "predict_image", "sliding_window", "evaluate",
@@ -135,7 +135,7 @@ def sliding_window(model, image: np.ndarray, overlap: float = 0.5, tta: bool = F
     return (acc / norm)[:h, :w]
 
 
-def predict_image(model, image: np.ndarray, mode: str = "resize", normalization="dtype_range",
+def predict_image(model, image: np.ndarray, mode: str = "resize", normalization="auto",
                   overlap: float = 0.5, tta: bool = False) -> np.ndarray:
     """Probability map ``(H, W, classes)`` of a raw ``(H, W, C)`` image at its own size.
 
@@ -144,7 +144,7 @@ def predict_image(model, image: np.ndarray, mode: str = "resize", normalization=
     resolution.
     """
     h, w = image.shape[:2]
-    x = normalize_image(image, normalization)
+    x = make_normalizer(normalization)(image)
     if mode == "tile":
         return sliding_window(model, x, overlap=overlap, tta=tta)
     if mode != "resize":
@@ -180,7 +180,7 @@ def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarra
     return np.concatenate(panels, axis=1)
 
 
-def evaluate(model, samples, out_dir, *, channels=3, normalization="dtype_range",
+def evaluate(model, samples, out_dir, *, channels=3, normalization="auto",
              mask_threshold=None, mode="resize", tta=False, threshold=0.5, n_overlays=3):
     """Score ``model`` on every sample at its own resolution and write the results.
 

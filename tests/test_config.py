@@ -76,13 +76,31 @@ def test_unknown_model_parameter_and_optimizer_argument(write_config, tiny_exper
     assert any("training.optimizer" in p and "'learning_rate'" in p for p in problems)
 
 
-def test_missing_dataset_folder(write_config, tiny_experiment, tmp_path):
+def test_missing_dataset_folder_and_bad_reader_options(write_config, tiny_experiment, tmp_path,
+                                                      capsys):
     tiny_experiment["data"].update(dataset="folder", root=str(tmp_path / "nowhere"))
     path, problems = _problems(write_config, tiny_experiment)
     assert any(str(path) in p and "data.root" in p and "nowhere" in p for p in problems)
-    (tmp_path / "nowhere" / "images").mkdir(parents=True)
+    (tmp_path / "nowhere").mkdir()
+    tiny_experiment["data"]["options"] = {"imagez": "pictures"}
     _, problems = _problems(write_config, tiny_experiment)
-    assert any("data.masks_dir" in p for p in problems)
+    assert any("data.options.imagez" in p and "'images'" in p for p in problems)
+    # A layout problem found when listing the files is still reported before any run starts.
+    tiny_experiment["data"]["options"] = {}
+    out = tmp_path / "runs"
+    path = write_config(tiny_experiment)
+    assert train_main([str(path), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and "data:" in err and "images" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_augmentation_and_normalization_are_checked(write_config, tiny_experiment):
+    tiny_experiment["data"]["augmentation"] = [{"op": "rotat", "probability": 0.5}]
+    tiny_experiment["data"]["normalization"] = {"method": "percentile", "lo": 1}
+    _, problems = _problems(write_config, tiny_experiment)
+    assert any("data.augmentation" in p and "rotat" in p for p in problems)
+    assert any("data.normalization" in p and "lo" in p for p in problems)
 
 
 def test_missing_required_key_and_all_problems_together(write_config, tiny_experiment):

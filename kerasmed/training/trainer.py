@@ -30,7 +30,7 @@ from kerasmed import losses as km_losses
 from kerasmed import metrics as km_metrics
 from kerasmed.config import ConfigError, validate_config
 from kerasmed.data.dataset import SegmentationDataset
-from kerasmed.data.readers import read_folder_pair
+from kerasmed.data.readers import DatasetLayoutError, read_dataset
 from kerasmed.data.splits import make_split, split_from_record
 from kerasmed.data.synthetic import generate_polyp_dataset
 from kerasmed.models.registry import build
@@ -47,8 +47,8 @@ def list_samples(data: dict):
     root = Path(data["root"])
     if data["dataset"] == "synthetic_polyps":
         generate_polyp_dataset(root, **data["synthetic"])
-        return read_folder_pair(root)
-    return read_folder_pair(root, data["images_dir"], data["masks_dir"])
+        return read_dataset("folder", root, groups=data["groups"])
+    return read_dataset(data["dataset"], root, groups=data["groups"], **data["options"])
 
 
 def _make_optimizer(training: dict, steps_per_epoch: int):
@@ -98,15 +98,15 @@ def _versions():
             "backend": keras.backend.backend(), "python": platform.python_version()}
 
 
-def _datasets(config, model, split=None, fold=None):
+def _datasets(config, model, where, split=None, fold=None):
     """Training and validation datasets and the split record (new, or as recorded).
 
     ``fold=(k, i)`` holds out fold ``i`` of a group-aware ``k``-fold split; otherwise
     ``data.val_fraction`` of the groups are held out.
     """
     data, training = config["data"], config["training"]
-    samples = list_samples(data)
     try:
+        samples = list_samples(data)
         if split is not None:
             parts = split_from_record(samples, split, parts=("train", "val"))
         elif fold is not None:
@@ -115,15 +115,19 @@ def _datasets(config, model, split=None, fold=None):
         else:
             parts, split = make_split(samples, "fraction", seed=config["seed"],
                                       val_fraction=data["val_fraction"])
-    except ValueError as err:
-        raise ConfigError([f"split: {err}"]) from err
+    except (ValueError, DatasetLayoutError) as err:
+        raise ConfigError([f"{where}: data: {err}"]) from err
     train_samples, val_samples = parts["train"], parts["val"]
     common = dict(batch_size=training["batch_size"], image_size=data["image_size"],
                   channels=data["channels"], normalization=data["normalization"],
-                  mask_threshold=data["mask_threshold"], cache=data["cache"],
+                  mask_threshold=data["mask_threshold"], cache=data["cache"], fit=data["fit"],
+                  mask_mode=data["mask_mode"], num_classes=data["num_classes"],
+                  class_values=data["class_values"], one_hot=data["one_hot"],
+                  on_error=data["on_error"],
                   outputs=model.output_names if len(model.output_names) > 1 else None,
                   workers=data["workers"], use_multiprocessing=data["use_multiprocessing"])
-    train_ds = SegmentationDataset(train_samples, shuffle=True, seed=config["seed"], **common)
+    train_ds = SegmentationDataset(train_samples, shuffle=True, seed=config["seed"],
+                                   augment=data["augmentation"], **common)
     val_ds = SegmentationDataset(val_samples, shuffle=False, **common)
     return train_ds, val_ds, split
 
@@ -265,7 +269,7 @@ def train(config: dict, output_root="runs", config_path=None, *, run_dir=None,
     with scope:
         model = _build(config, where)
         _check_monitor(config, model, where)
-        train_ds, val_ds, split = _datasets(config, model, fold=fold)
+        train_ds, val_ds, split = _datasets(config, model, where, fold=fold)
         _compile(model, training, len(train_ds))
     if run_dir is None:
         run_dir = create_run_dir(output_root, config["name"])
@@ -342,7 +346,7 @@ def resume(run_dir) -> Path:
     with scope:
         model = keras.saving.load_model(run_dir / "last.keras")
     split = json.loads((run_dir / "split.json").read_text())
-    train_ds, val_ds, _ = _datasets(config, model, split)
+    train_ds, val_ds, _ = _datasets(config, model, where, split)
     rows = pd.read_csv(run_dir / "history.csv").to_dict("records")[:done] \
         if (run_dir / "history.csv").exists() else []
     if done >= training["epochs"]:
