@@ -134,18 +134,47 @@ def _inference_parser(prog, description):
     return parser
 
 
+def _eval_samples(args, config):
+    """The samples to evaluate: ``--data`` read with the run's reader, or the run's val split."""
+    import json
+    from pathlib import Path
+
+    from kerasmed.data.readers import read_dataset
+    from kerasmed.training.trainer import list_samples
+
+    data = (config or {}).get("data", {})
+    if args.data:
+        kind = args.dataset or (data.get("dataset") if data.get("dataset") not in
+                                (None, "synthetic_polyps") else "folder")
+        options = dict(data.get("options", {})) if kind == data.get("dataset") else {}
+        if kind == "folder":
+            options.update(images=args.images_dir, masks=args.masks_dir)
+        if args.subsets:
+            options["subsets"] = args.subsets.split(",")
+        return read_dataset(kind, args.data, **options)
+    val = set(json.loads((Path(args.target) / "split.json").read_text())["val"])
+    return [s for s in list_samples(data) if str(s.image) in val]
+
+
 def eval_main(argv=None) -> int:
-    """Run ``kerasmed-eval``: per-image scores, their summary and best/worst overlays."""
+    """Run ``kerasmed-eval``: per-image (segmentation) or per-class (classification) figures."""
     parser = _inference_parser(
         "kerasmed-eval",
-        "Evaluate a run's checkpoint (or a .keras model) image by image at the images' own "
-        "resolution: Dice, IoU, precision, recall and HD95 to per_image.csv, their mean and "
-        "standard deviation to summary.json, and overlays of the best and worst cases.")
+        "Evaluate a run's checkpoint (or a .keras model). Segmentation: Dice, IoU, precision, "
+        "recall and HD95 per image at the images' own resolution (per_image.csv), their mean "
+        "and standard deviation (summary.json) and overlays of the best and worst cases. "
+        "Classification: per-class sensitivity, specificity, precision, F1 and ROC AUC "
+        "(per_class.csv), accuracy and macro F1 (summary.json), predictions.csv and the "
+        "confusion matrix.")
     parser.add_argument("target", help="run directory or .keras model file")
-    parser.add_argument("--data", help="dataset folder with images/ and masks/ (default for a "
-                                       "run directory: its validation split)")
-    parser.add_argument("--images-dir", default="images")
-    parser.add_argument("--masks-dir", default="masks")
+    parser.add_argument("--data", help="dataset folder (default for a run directory: its "
+                                       "validation split)")
+    parser.add_argument("--dataset", help="reader for --data (default: the run's, or folder)")
+    parser.add_argument("--subsets", help="comma-separated subsets of --data to read, e.g. test")
+    parser.add_argument("--images-dir", default="images", help="folder reader: image folder")
+    parser.add_argument("--masks-dir", default="masks", help="folder reader: mask folder")
+    parser.add_argument("--classes", help="classification with a bare model: comma-separated "
+                                          "class names in output order")
     parser.add_argument("--output", help="parent folder of the new evaluation directory "
                                          "(default: the run directory, or the model's folder)")
     parser.add_argument("--overlays", type=int, default=3, help="best and worst cases to draw")
@@ -156,30 +185,44 @@ def eval_main(argv=None) -> int:
 
     from kerasmed.config import ConfigError
     from kerasmed.data.io import ImageReadError
-    from kerasmed.data.readers import DatasetLayoutError, read_folder_pair
-    from kerasmed.evaluation import evaluate
+    from kerasmed.data.readers import DatasetLayoutError
     from kerasmed.training.rundir import create_run_dir
-    from kerasmed.training.trainer import list_samples
 
+    target = Path(args.target)
     try:
-        model, settings, config = _load_for_inference(args.target, args.checkpoint)
-        if args.data:
-            samples = read_folder_pair(args.data, args.images_dir, args.masks_dir)
-        elif config is not None:
-            val = set(json.loads((Path(args.target) / "split.json").read_text())["val"])
-            samples = [s for s in list_samples(config["data"]) if str(s.image) in val]
-        else:
+        model, settings, config = _load_for_inference(target, args.checkpoint)
+        if not args.data and config is None:
             parser.error("--data is required with a bare model file")
-        target = Path(args.target)
+        samples = _eval_samples(args, config)
         parent = Path(args.output) if args.output else (target if target.is_dir()
                                                         else target.parent)
+        normalization = args.normalization or settings["normalization"]
+        if len(model.outputs[-1].shape) == 2:  # (batch, classes): a classifier
+            from kerasmed.classification import evaluate_classifier
+            from kerasmed.data.dataset import ClassificationDataset
+
+            classes = (args.classes.split(",") if args.classes else
+                       json.loads((target / "split.json").read_text()).get("classes")
+                       if config is not None else None)
+            dataset = ClassificationDataset(
+                samples, batch_size=8, image_size=model.inputs[0].shape[1:3],
+                channels=settings["channels"], classes=classes, normalization=normalization,
+                fit=(config or {}).get("data", {}).get("fit", "resize"))
+            out_dir = create_run_dir(parent, "eval")
+            summary = evaluate_classifier(model, dataset, out_dir)
+            print(f"kerasmed-eval: {summary['images']} images; accuracy "
+                  f"{summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f}, mean AUC "
+                  f"{summary['mean_auc']:.4f}; outputs in {out_dir}")
+            return 0
+        from kerasmed.evaluation import evaluate
+
         out_dir = create_run_dir(parent, "eval")
         summary = evaluate(model, samples, out_dir, channels=settings["channels"],
-                           normalization=args.normalization or settings["normalization"],
+                           normalization=normalization,
                            mask_threshold=settings["mask_threshold"],
                            mode=args.mode or settings["mode"],
                            tta=args.tta, threshold=args.threshold, n_overlays=args.overlays)
-    except (ConfigError, DatasetLayoutError, ImageReadError) as err:
+    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
         print(f"kerasmed-eval: error: {err}", file=sys.stderr)
         return 2
     print(f"kerasmed-eval: {summary['images']} images; "

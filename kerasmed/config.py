@@ -21,7 +21,12 @@ from typing import Any, Callable
 __all__ = ["ConfigError", "Field", "SCHEMA", "load_config", "validate_config", "parse_override"]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-DATASETS = ("synthetic_polyps", "folder", "cvc_clinicdb", "kvasir_seg", "glas", "isic2018", "csv")
+DATASETS = ("synthetic_polyps", "folder", "cvc_clinicdb", "kvasir_seg", "glas", "isic2018", "csv",
+            "oct2017")
+# Classification experiments that leave these out get classification defaults, not the
+# segmentation ones of SCHEMA.
+CLASSIFICATION_DEFAULTS = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+                           "monitor": "val_accuracy", "monitor_mode": "max"}
 FIT_MODES = ("resize", "pad", "center_crop", "random_crop", "tile")
 _REQUIRED = object()
 
@@ -207,6 +212,15 @@ SCHEMA: dict = {
         "class_values": Field((list, type(None)), None,
                               doc="stored grey level or [r, g, b] of each class"),
         "one_hot": Field(_BOOL, False, doc="class masks as one-hot (for multiclass losses)"),
+        "classes": Field((list, type(None)), None,
+                         doc="classification: class names in output order (default: sorted "
+                             "labels found)"),
+        "class_weights": Field((str, dict, type(None)), None,
+                               check=lambda v: None if v is None or isinstance(v, dict)
+                               or v == "balanced" else "must be null, \"balanced\" or "
+                                                       "{class: weight}",
+                               doc="classification: loss weight per class; \"balanced\" "
+                                   "weights by inverse frequency"),
         "augmentation": Field((list,), [], check=_augmentation,
                               doc="operations applied to training batches (see docs/data.md)"),
         "val_fraction": Field(_FLOAT, 0.2, check=_fraction),
@@ -342,6 +356,16 @@ def _check_dataset(config, where, problems):
                         f"exist")
 
 
+def _apply_task_defaults(raw, config):
+    from kerasmed.models.registry import get_spec
+    if get_spec(config["model"]["name"]).task != "classification":
+        return
+    given = raw.get("training", {})
+    for key, value in CLASSIFICATION_DEFAULTS.items():
+        if key not in given:
+            config["training"][key] = copy.deepcopy(value)
+
+
 def _check_distribution(config, where, problems):
     if config["training"]["distribution"] == "multi_worker":
         from kerasmed.training.tf_distribute import TFConfigError, parse_tf_config
@@ -362,6 +386,7 @@ def validate_config(raw: dict, where: str = "<config>") -> dict:
     config: dict = {}
     _check(raw, SCHEMA, where, "", problems, config)
     if not problems:
+        _apply_task_defaults(raw, config)
         _check_model_params(config, where, problems)
         _check_dataset(config, where, problems)
         _check_distribution(config, where, problems)

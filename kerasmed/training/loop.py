@@ -24,7 +24,7 @@ __all__ = ["train_on_batch_loop"]
 
 
 def train_on_batch_loop(model, train_data, validation_data, epochs, callbacks=(),
-                        initial_epoch: int = 0, verbose: int = 1):
+                        initial_epoch: int = 0, verbose: int = 1, class_weight=None):
     """Train ``model`` (already compiled) with ``train_on_batch``, one epoch per pass.
 
     ``train_data`` and ``validation_data`` are ``keras.utils.PyDataset``-like sequences of
@@ -48,7 +48,7 @@ def train_on_batch_loop(model, train_data, validation_data, epochs, callbacks=()
         for step in range(steps):
             callback_list.on_train_batch_begin(step)
             x, y = train_data[step]
-            logs = model.train_on_batch(x, y, return_dict=True)
+            logs = model.train_on_batch(x, y, class_weight=class_weight, return_dict=True)
             del x, y
             done += 1
             for key, value in logs.items():

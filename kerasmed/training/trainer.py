@@ -14,6 +14,7 @@ A run directory holds:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -29,11 +30,12 @@ import kerasmed
 from kerasmed import losses as km_losses
 from kerasmed import metrics as km_metrics
 from kerasmed.config import ConfigError, validate_config
-from kerasmed.data.dataset import SegmentationDataset
+from kerasmed.data.dataset import ClassificationDataset, SegmentationDataset
 from kerasmed.data.readers import DatasetLayoutError, read_dataset
 from kerasmed.data.splits import make_split, split_from_record
 from kerasmed.data.synthetic import generate_polyp_dataset
-from kerasmed.models.registry import build
+from kerasmed.classification import ClassificationMetrics
+from kerasmed.models.registry import build, get_spec
 from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoint
 from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.loop import train_on_batch_loop
@@ -66,6 +68,14 @@ def _make_optimizer(training: dict, steps_per_epoch: int):
     return keras.optimizers.get({"class_name": name, "config": spec})
 
 
+def _metric(spec):
+    # Keras' own names stay strings: compile resolves "accuracy" to the form that fits the
+    # loss (sparse categorical for integer labels), which a metric object could not.
+    if isinstance(spec, str) and spec not in km_metrics.available():
+        return spec
+    return km_metrics.get(spec)
+
+
 def _compile(model, training: dict, steps_per_epoch: int):
     """Compile ``model``: the loss on every output, the metrics on the last one.
 
@@ -73,7 +83,7 @@ def _compile(model, training: dict, steps_per_epoch: int):
     last, so metrics describe the output a user predicts with.
     """
     loss = km_losses.get(training["loss"])
-    metrics = [km_metrics.get(m) for m in training["metrics"]]
+    metrics = [_metric(m) for m in training["metrics"]]
     names = model.output_names
     if len(names) > 1:
         loss = {n: loss for n in names}
@@ -83,14 +93,21 @@ def _compile(model, training: dict, steps_per_epoch: int):
     return model
 
 
-def history_keys(model, metric_names) -> list[str]:
-    """The columns ``fit`` reports for ``model`` compiled by ``_compile``, ``val_`` included."""
+def history_keys(model, metric_names, classes=None) -> list[str]:
+    """The columns a run reports for ``model`` compiled by ``_compile``, ``val_`` included.
+
+    A classifier (``classes`` given) also reports ``ClassificationMetrics``' columns.
+    """
     names = model.output_names
     if len(names) > 1:
         keys = ["loss"] + [f"{n}_loss" for n in names] + [f"{names[-1]}_{m}" for m in metric_names]
     else:
         keys = ["loss"] + list(metric_names)
-    return keys + [f"val_{k}" for k in keys]
+    keys += [f"val_{k}" for k in keys]
+    if classes is not None:
+        keys += ["val_macro_f1", "val_mean_auc", "val_balanced_accuracy"]
+        keys += [f"val_{m}_{c}" for c in classes for m in ("sensitivity", "specificity", "auc")]
+    return keys
 
 
 def _versions():
@@ -98,13 +115,13 @@ def _versions():
             "backend": keras.backend.backend(), "python": platform.python_version()}
 
 
-def _datasets(config, model, where, split=None, fold=None):
-    """Training and validation datasets and the split record (new, or as recorded).
+def _split(config, where, split=None, fold=None):
+    """The training and validation samples and the split record (new, or as recorded).
 
     ``fold=(k, i)`` holds out fold ``i`` of a group-aware ``k``-fold split; otherwise
     ``data.val_fraction`` of the groups are held out.
     """
-    data, training = config["data"], config["training"]
+    data = config["data"]
     try:
         samples = list_samples(data)
         if split is not None:
@@ -117,34 +134,58 @@ def _datasets(config, model, where, split=None, fold=None):
                                       val_fraction=data["val_fraction"])
     except (ValueError, DatasetLayoutError) as err:
         raise ConfigError([f"{where}: data: {err}"]) from err
-    train_samples, val_samples = parts["train"], parts["val"]
+    return parts["train"], parts["val"], split
+
+
+def _class_names(config, samples):
+    """Classification: the class names, from ``data.classes`` or the labels found."""
+    return config["data"]["classes"] or sorted({s.label for s in samples})
+
+
+def _datasets(config, model, where, train_samples, val_samples, classes=None):
+    """The training and validation ``PyDataset`` of the experiment's task."""
+    data, training = config["data"], config["training"]
     common = dict(batch_size=training["batch_size"], image_size=data["image_size"],
                   channels=data["channels"], normalization=data["normalization"],
-                  mask_threshold=data["mask_threshold"], cache=data["cache"], fit=data["fit"],
-                  mask_mode=data["mask_mode"], num_classes=data["num_classes"],
-                  class_values=data["class_values"], one_hot=data["one_hot"],
-                  on_error=data["on_error"],
-                  outputs=model.output_names if len(model.output_names) > 1 else None,
+                  cache=data["cache"], fit=data["fit"], on_error=data["on_error"],
                   workers=data["workers"], use_multiprocessing=data["use_multiprocessing"])
-    train_ds = SegmentationDataset(train_samples, shuffle=True, seed=config["seed"],
-                                   augment=data["augmentation"], **common)
-    val_ds = SegmentationDataset(val_samples, shuffle=False, **common)
-    return train_ds, val_ds, split
+    try:
+        if classes is not None:
+            make = functools.partial(ClassificationDataset, classes=classes, **common)
+        else:
+            make = functools.partial(
+                SegmentationDataset, mask_threshold=data["mask_threshold"],
+                mask_mode=data["mask_mode"], num_classes=data["num_classes"],
+                class_values=data["class_values"], one_hot=data["one_hot"],
+                outputs=model.output_names if len(model.output_names) > 1 else None, **common)
+        train_ds = make(train_samples, shuffle=True, seed=config["seed"],
+                        augment=data["augmentation"])
+        val_ds = make(val_samples, shuffle=False)
+    except ValueError as err:
+        raise ConfigError([f"{where}: data: {err}"]) from err
+    return train_ds, val_ds
 
 
-def _build(config, where):
+def _build(config, where, classes=None):
     data = config["data"]
+    params = dict(config["model"]["params"])
+    if classes is not None:
+        params.setdefault("classes", len(classes))  # a classifier has one output per class
     input_shape = (*data["image_size"], data["channels"])
     try:
-        return build(config["model"]["name"], input_shape=input_shape, **config["model"]["params"])
+        return build(config["model"]["name"], input_shape=input_shape, **params)
     except (TypeError, ValueError) as err:
         raise ConfigError([f"{where}: model: {err}"]) from err
 
 
-def _check_monitor(config, model, where):
+def _task(config) -> str:
+    return get_spec(config["model"]["name"]).task
+
+
+def _check_monitor(config, model, where, classes=None):
     training = config["training"]
     metric_names = [km_metrics.get(m).name for m in training["metrics"]]
-    valid = history_keys(model, metric_names)
+    valid = history_keys(model, metric_names, classes)
     if training["monitor"] not in valid:
         raise ConfigError([f"{where}: training.monitor: {training['monitor']!r} is not a column "
                            f"this run reports; choose one of {', '.join(valid)}"])
@@ -166,6 +207,15 @@ def _extra_callbacks(run_dir, training):
     return callbacks
 
 
+def _class_weight(spec, train_ds):
+    """``fit``'s ``class_weight`` from ``data.class_weights``: null, "balanced" or a dict."""
+    if spec is None:
+        return None
+    if spec == "balanced":
+        return train_ds.class_weights()
+    return {train_ds.class_index[name]: float(w) for name, w in spec.items()}
+
+
 def _best_row(rows, monitor, mode):
     rows = [r for r in rows if monitor in r and math.isfinite(r[monitor])]
     if not rows:
@@ -183,6 +233,11 @@ def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), sta
     checkpoint = RunCheckpoint(run_dir, training["monitor"], training["monitor_mode"],
                                state.get("best_value"), state.get("best_epoch"))
     callbacks = [DatasetEpoch(train_ds), logger, checkpoint] + _extra_callbacks(run_dir, training)
+    class_weight = None
+    if isinstance(train_ds, ClassificationDataset):
+        # Before the logger, so that its figures reach history.csv.
+        callbacks.insert(1, ClassificationMetrics(val_ds, train_ds.classes, run_dir))
+        class_weight = _class_weight(config["data"]["class_weights"], train_ds)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
         "name": config["name"], "run_dir": str(run_dir), "model": config["model"]["name"],
@@ -201,10 +256,11 @@ def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), sta
             # and a resumed run reproduce; fit's own shuffling would reorder its batches.
             model.fit(train_ds, validation_data=val_ds, epochs=training["epochs"],
                       initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False,
-                      verbose=training["verbose"])
+                      class_weight=class_weight, verbose=training["verbose"])
         else:
             train_on_batch_loop(model, train_ds, val_ds, training["epochs"], callbacks,
-                                initial_epoch=initial_epoch, verbose=training["verbose"])
+                                initial_epoch=initial_epoch, verbose=training["verbose"],
+                                class_weight=class_weight)
         summary["status"] = "stopped" if model.stop_training else "completed"
     except KeyboardInterrupt:
         summary["status"] = "interrupted"
@@ -266,10 +322,14 @@ def train(config: dict, output_root="runs", config_path=None, *, run_dir=None,
     keras.utils.set_random_seed(config["seed"])
     keras.mixed_precision.set_global_policy(training["precision"])
     scope, replicas = _distribution(training, where)
+    train_samples, val_samples, split = _split(config, where, fold=fold)
+    classes = _class_names(config, train_samples) if _task(config) == "classification" else None
+    if classes is not None:
+        split["classes"] = classes
     with scope:
-        model = _build(config, where)
-        _check_monitor(config, model, where)
-        train_ds, val_ds, split = _datasets(config, model, where, fold=fold)
+        model = _build(config, where, classes)
+        _check_monitor(config, model, where, classes)
+        train_ds, val_ds = _datasets(config, model, where, train_samples, val_samples, classes)
         _compile(model, training, len(train_ds))
     if run_dir is None:
         run_dir = create_run_dir(output_root, config["name"])
@@ -346,7 +406,9 @@ def resume(run_dir) -> Path:
     with scope:
         model = keras.saving.load_model(run_dir / "last.keras")
     split = json.loads((run_dir / "split.json").read_text())
-    train_ds, val_ds, _ = _datasets(config, model, where, split)
+    train_samples, val_samples, _ = _split(config, where, split=split)
+    train_ds, val_ds = _datasets(config, model, where, train_samples, val_samples,
+                                 split.get("classes"))
     rows = pd.read_csv(run_dir / "history.csv").to_dict("records")[:done] \
         if (run_dir / "history.csv").exists() else []
     if done >= training["epochs"]:
