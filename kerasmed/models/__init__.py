@@ -10,6 +10,7 @@ from kerasmed.models.registry import build, default_config, get_spec, list_model
 from kerasmed.models.unet import attention_unet, unet  # noqa: E402
 from kerasmed.models.r2unet import attention_r2unet, r2unet  # noqa: E402
 from kerasmed.models.unet_parts import unet_parts  # noqa: E402
+from kerasmed.models.multiresunet import multiresunet  # noqa: E402
 
 __all__ = ["build", "default_config", "get_spec", "list_models", "register_model", "unet",
-           "attention_unet", "r2unet", "attention_r2unet", "unet_parts"]
+           "attention_unet", "r2unet", "attention_r2unet", "unet_parts", "multiresunet"]

@@ -249,3 +249,155 @@ class SpatialBroadcast(layers.Layer):
     def compute_output_shape(self, input_shape):
         pooled, reference = input_shape
         return (*reference[:-1], pooled[-1])
+
+
+# --- backbone decoder blocks ---
+# Decoder blocks of segmentation_models' Unet, Linknet, FPN and PSPNet (kerasmed.models.
+# backbone_models), with its layer names, so parameter counts match it layer for layer.
+
+__all__ += ["unet_decoder_block", "linknet_decoder_block", "fpn_block", "psp_pyramid_level"]
+
+
+def unet_decoder_block(x, skip, filters, *, stage, block_type="upsampling", batch_norm=True):
+    """One U-Net decoder stage (Ronneberger et al. 2015) as segmentation_models builds it.
+
+    ``"upsampling"``: 2x nearest upsampling, concatenate ``skip`` (if any), two 3x3 conv-BN-ReLU.
+    ``"transpose"``: 4x4 stride-2 transpose conv-BN-ReLU, concatenate, one 3x3 conv-BN-ReLU.
+    Returns the stage's output, at twice the input's resolution with ``filters`` channels.
+    """
+    name = f"decoder_stage{stage}"
+    if block_type == "upsampling":
+        x = layers.UpSampling2D(2, name=f"{name}_upsampling")(x)
+        if skip is not None:
+            x = layers.Concatenate(name=f"{name}_concat")([x, skip])
+        x = conv_bn_act(x, filters, 3, name=f"{name}a", batch_norm=batch_norm)
+        return conv_bn_act(x, filters, 3, name=f"{name}b", batch_norm=batch_norm)
+    if block_type == "transpose":
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not batch_norm,
+                                   name=f"{name}a_transpose")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}a_bn")(x)
+        x = layers.Activation("relu", name=f"{name}a_relu")(x)
+        if skip is not None:
+            x = layers.Concatenate(name=f"{name}_concat")([x, skip])
+        return conv_bn_act(x, filters, 3, name=f"{name}b", batch_norm=batch_norm)
+    raise ValueError(f"decoder_block_type must be 'upsampling' or 'transpose', got {block_type!r}")
+
+
+def linknet_decoder_block(x, skip, filters, *, stage, block_type="upsampling", batch_norm=True):
+    """One LinkNet decoder stage (Chaurasia & Culurciello 2017, arXiv:1707.03718).
+
+    1x1 conv-BN-ReLU to C/4, 2x upsampling (nearest, or a 4x4 stride-2 transpose conv-BN-ReLU),
+    3x3 conv-BN-ReLU to C/4 (upsampling only), 1x1 conv-BN-ReLU to the skip's channels (or
+    ``filters`` without a skip), then ``+ skip``. Returns the stage's output.
+    """
+    name = f"decoder_stage{stage}"
+    mid = x.shape[-1] // 4
+    out = skip.shape[-1] if skip is not None else (filters or mid)
+    x = conv_bn_act(x, mid, 1, name=f"{name}a", batch_norm=batch_norm)
+    if block_type == "upsampling":
+        x = layers.UpSampling2D(2, name=f"{name}_upsampling")(x)
+        x = conv_bn_act(x, mid, 3, name=f"{name}b", batch_norm=batch_norm)
+    elif block_type == "transpose":
+        x = layers.Conv2DTranspose(mid, 4, strides=2, padding="same", use_bias=not batch_norm,
+                                   name=f"{name}b_transpose")(x)
+        if batch_norm:
+            x = layers.BatchNormalization(name=f"{name}b_bn")(x)
+        x = layers.Activation("relu", name=f"{name}b_relu")(x)
+    else:
+        raise ValueError(f"decoder_block_type must be 'upsampling' or 'transpose', "
+                         f"got {block_type!r}")
+    x = conv_bn_act(x, out, 1, name=f"{name}c", batch_norm=batch_norm)
+    if skip is not None:
+        x = layers.Add(name=f"{name}_add")([x, skip])
+    return x
+
+
+def fpn_block(x, skip, pyramid_filters, *, stage):
+    """One top-down step of a feature pyramid (Lin et al. 2017, arXiv:1612.03144).
+
+    ``x`` (1x1 conv to ``pyramid_filters`` if it has another width) is upsampled 2x (nearest)
+    and added to the 1x1-projected lateral ``skip``; without a skip the upsampled map is
+    returned. Returns the pyramid level P``stage``.
+    """
+    name = f"fpn_stage_p{stage}"
+    if x.shape[-1] != pyramid_filters:
+        x = layers.Conv2D(pyramid_filters, 1, kernel_initializer="he_uniform",
+                          name=f"{name}_pre_conv")(x)
+    x = layers.UpSampling2D(2, name=f"{name}_upsampling")(x)
+    if skip is None:
+        return x
+    skip = layers.Conv2D(pyramid_filters, 1, kernel_initializer="he_uniform",
+                         name=f"{name}_conv")(skip)
+    return layers.Add(name=f"{name}_add")([x, skip])
+
+
+def psp_pyramid_level(x, level, filters, *, pooling="avg", batch_norm=True):
+    """One bin of the pyramid pooling module (Zhao et al. 2017, arXiv:1612.01105).
+
+    Pools ``x`` (static size S) to ``level`` x ``level`` bins (pool size and stride S //
+    ``level``), 1x1 conv-BN-ReLU to ``filters``, bilinear upsampling back to S. Returns it.
+    """
+    if pooling not in ("avg", "max"):
+        raise ValueError(f"psp_pooling_type must be 'avg' or 'max', got {pooling!r}")
+    size = (x.shape[1] // level, x.shape[2] // level)
+    pool = layers.MaxPooling2D if pooling == "max" else layers.AveragePooling2D
+    h = pool(size, strides=size, padding="same", name=f"psp_level{level}_pooling")(x)
+    h = conv_bn_act(h, filters, 1, name=f"psp_level{level}", batch_norm=batch_norm)
+    return layers.UpSampling2D(size, interpolation="bilinear",
+                               name=f"psp_level{level}_upsampling")(h)
+
+
+# --- MultiResUNet / DRRMSAN blocks ---
+__all__ += ["conv2d_bn", "multires_block", "res_path", "multires_widths"]
+
+
+def conv2d_bn(x, filters, kernel_size=3, *, name, activation="relu", dtype=None):
+    """MultiResUNet's conv: Conv2D without bias, BatchNormalization(scale=False), activation.
+
+    The norm has no scale because a ReLU (or the following norm) makes it redundant; this is
+    the reference implementation's choice and part of its exact parameter count.
+    """
+    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False,
+                      kernel_initializer="glorot_uniform", name=f"{name}_conv", dtype=dtype)(x)
+    x = layers.BatchNormalization(scale=False, name=f"{name}_bn", dtype=dtype)(x)
+    if activation is not None:
+        x = layers.Activation(activation, name=f"{name}_{activation}", dtype=dtype)(x)
+    return x
+
+
+def multires_widths(units, alpha=1.67):
+    """Filters of a MultiRes block's three chained 3x3 convs: W/6, W/3 and W/2 of W = alpha U."""
+    w = alpha * units
+    return int(w * 0.167), int(w * 0.333), int(w * 0.5)
+
+
+def multires_block(x, units, *, name, alpha=1.67):
+    """MultiRes block (Ibtehaz & Rahman 2020): three chained 3x3 convs standing in for 3x3,
+    5x5 and 7x7 receptive fields, concatenated, plus a 1x1 residual projection.
+
+    Returns a tensor with ``sum(multires_widths(units, alpha))`` channels.
+    """
+    widths = multires_widths(units, alpha)
+    shortcut = conv2d_bn(x, sum(widths), 1, name=f"{name}_shortcut", activation=None)
+    a = conv2d_bn(x, widths[0], name=f"{name}_3x3")
+    b = conv2d_bn(a, widths[1], name=f"{name}_5x5")
+    c = conv2d_bn(b, widths[2], name=f"{name}_7x7")
+    out = layers.Concatenate(name=f"{name}_concat")([a, b, c])
+    out = layers.BatchNormalization(name=f"{name}_concat_bn")(out)
+    out = layers.Add(name=f"{name}_add")([shortcut, out])
+    out = layers.Activation("relu", name=f"{name}_relu")(out)
+    return layers.BatchNormalization(name=f"{name}_out_bn")(out)
+
+
+def res_path(x, filters, length, *, name):
+    """ResPath (Ibtehaz & Rahman 2020): ``length`` residual 3x3 conv units on a skip
+    connection, to narrow the semantic gap between encoder and decoder features."""
+    for i in range(length):
+        unit = f"{name}_{i + 1}"
+        shortcut = conv2d_bn(x, filters, 1, name=f"{unit}_shortcut", activation=None)
+        out = conv2d_bn(x, filters, name=f"{unit}_conv3x3")
+        out = layers.Add(name=f"{unit}_add")([shortcut, out])
+        out = layers.Activation("relu", name=f"{unit}_relu")(out)
+        x = layers.BatchNormalization(name=f"{unit}_bn")(out)
+    return x
