@@ -242,6 +242,12 @@ SCHEMA: dict = {
         "monitor_mode": Field(_STR, "max", choices=("min", "max")),
         "verbose": Field(_INT, 1, choices=(0, 1, 2), doc="0 silent, 1 progress bar, 2 a line "
                                                          "per epoch"),
+        "auxiliary_weight": Field((str, int, float), "inverse_epoch",
+                                  check=lambda v: None if v == "inverse_epoch" or (
+                                      not isinstance(v, str) and v >= 0)
+                                  else "must be \"inverse_epoch\" or a number >= 0",
+                                  doc="loss weight of auxiliary outputs (named aux*, e.g. "
+                                      "Micro-Net): 1/epoch as in the paper, or fixed"),
         "loop": Field(_STR, "fit", choices=("fit", "train_on_batch"),
                       doc="model.fit, or kerasmed's train_on_batch loop (same logs and outputs)"),
         "distribution": Field((str, type(None)), None,

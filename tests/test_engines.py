@@ -131,3 +131,27 @@ def test_kfold_runs_every_fold_and_tabulates_mean_and_std(write_config, tiny_exp
             for i in (1, 2, 3)]
     assert not (vals[0] & vals[1]) and not (vals[1] & vals[2]) and not (vals[0] & vals[2])
     assert sum(len(v) for v in vals) == 16  # every image is validated exactly once
+
+
+def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
+    from kerasmed.config import SCHEMA
+    from kerasmed.training.aux_weight import AuxiliaryLossWeight, ScaledLoss
+    from kerasmed.training.trainer import _compile, _extra_callbacks
+
+    inputs = keras.Input((8, 8, 1))
+    aux = keras.layers.Conv2D(1, 1, activation="sigmoid", name="aux1")(inputs)
+    main = keras.layers.Conv2D(1, 1, activation="sigmoid", name="main")(inputs)
+    model = keras.Model(inputs, [aux, main])
+    training = {k: v.default for k, v in SCHEMA["training"].items() if hasattr(v, "default")}
+    training["callbacks"] = {"early_stopping": None, "reduce_lr_on_plateau": None,
+                             "tensorboard": False}
+    _compile(model, training, steps_per_epoch=1)
+    assert isinstance(model.loss["aux1"], ScaledLoss) and not isinstance(model.loss["main"],
+                                                                         ScaledLoss)
+    assert any(isinstance(c, AuxiliaryLossWeight) for c in _extra_callbacks(tmp_path, training,
+                                                                            model))
+    training["auxiliary_weight"] = 0.5
+    _compile(model, training, steps_per_epoch=1)
+    assert float(model.loss["aux1"].weight.numpy()) == 0.5
+    assert not any(isinstance(c, AuxiliaryLossWeight)
+                   for c in _extra_callbacks(tmp_path, training, model))

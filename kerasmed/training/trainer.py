@@ -36,6 +36,7 @@ from kerasmed.data.splits import make_split, split_from_record
 from kerasmed.data.synthetic import generate_polyp_dataset
 from kerasmed.classification import ClassificationMetrics
 from kerasmed.models.registry import build, get_spec
+from kerasmed.training.aux_weight import AuxiliaryLossWeight, auxiliary_losses
 from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoint
 from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.loop import train_on_batch_loop
@@ -76,6 +77,13 @@ def _metric(spec):
     return km_metrics.get(spec)
 
 
+def _has_auxiliary_outputs(model) -> bool:
+    """Micro-Net-style auxiliary heads (``aux*``) before the main output, weighted by a
+    schedule; deep supervision without that naming (DRRMSAN) weighs every output 1."""
+    return len(model.output_names) > 1 and all(n.startswith("aux")
+                                               for n in model.output_names[:-1])
+
+
 def _compile(model, training: dict, steps_per_epoch: int):
     """Compile ``model``: the loss on every output, the metrics on the last one.
 
@@ -85,7 +93,11 @@ def _compile(model, training: dict, steps_per_epoch: int):
     loss = km_losses.get(training["loss"])
     metrics = [_metric(m) for m in training["metrics"]]
     names = model.output_names
-    if len(names) > 1:
+    if _has_auxiliary_outputs(model):
+        weight = training["auxiliary_weight"]
+        loss = auxiliary_losses(model, loss, 1.0 if weight == "inverse_epoch" else weight)
+        metrics = {names[-1]: metrics}
+    elif len(names) > 1:
         loss = {n: loss for n in names}
         metrics = {names[-1]: metrics}
     model.compile(optimizer=_make_optimizer(training, steps_per_epoch), loss=loss,
@@ -191,9 +203,11 @@ def _check_monitor(config, model, where, classes=None):
                            f"this run reports; choose one of {', '.join(valid)}"])
 
 
-def _extra_callbacks(run_dir, training):
+def _extra_callbacks(run_dir, training, model):
     spec = training["callbacks"]
     callbacks = [keras.callbacks.TerminateOnNaN()]
+    if _has_auxiliary_outputs(model) and training["auxiliary_weight"] == "inverse_epoch":
+        callbacks.append(AuxiliaryLossWeight())
     if spec["early_stopping"] is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=training["monitor"], mode=training["monitor_mode"],
@@ -232,7 +246,8 @@ def _run(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), sta
     logger = HistoryLogger(run_dir, rows=rows)
     checkpoint = RunCheckpoint(run_dir, training["monitor"], training["monitor_mode"],
                                state.get("best_value"), state.get("best_epoch"))
-    callbacks = [DatasetEpoch(train_ds), logger, checkpoint] + _extra_callbacks(run_dir, training)
+    callbacks = [DatasetEpoch(train_ds), logger, checkpoint]
+    callbacks += _extra_callbacks(run_dir, training, model)
     class_weight = None
     if isinstance(train_ds, ClassificationDataset):
         # Before the logger, so that its figures reach history.csv.
