@@ -11,6 +11,7 @@ from kerasmed.models.unet import attention_unet, unet  # noqa: E402
 from kerasmed.models.r2unet import attention_r2unet, r2unet  # noqa: E402
 from kerasmed.models.unet_parts import unet_parts  # noqa: E402
 from kerasmed.models.multiresunet import multiresunet  # noqa: E402
+from kerasmed.models.drrmsan import drrmsan  # noqa: E402
 from kerasmed.models.kidney_segnet import kidney_segnet  # noqa: E402
 from kerasmed.models.micronet import micronet  # noqa: E402
 from kerasmed.models.residual_attention import residual_attention_network  # noqa: E402
