@@ -45,8 +45,8 @@ def _tiny_overrides(config):
     spec = get_spec(config["model"]["name"])
     overrides = ["training.epochs=1", "training.batch_size=2", "data.image_size=[32,32]",
                  'training.precision="float32"', "data.val_fraction=0.5"]
-    for key, value in (("filters", 4), ("depth", 2)):
-        if key in spec.parameters():
+    for key, value in (("filters", "4"), ("depth", "2"), ("encoder_weights", "null")):
+        if key in spec.parameters():  # no ImageNet download in tests
             overrides.append(f"model.params.{key}={value}")
     return overrides
 
