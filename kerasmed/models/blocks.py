@@ -85,7 +85,8 @@ def default_activation(classes: int) -> str:
 import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
-__all__ += ["decoder_upsample", "attention_gate", "recurrent_conv", "rrcnn_block", "residual_block",
+__all__ += ["decoder_upsample", "attention_gate", "gated_skip_concat", "recurrent_conv",
+            "rrcnn_block", "residual_block",
             "aspp", "cbam", "ChannelPool", "SpatialBroadcast"]
 
 UPSAMPLING_MODES = ("transpose", "bilinear", "nearest", "bilinear_conv", "nearest_conv")
@@ -121,6 +122,18 @@ def attention_gate(skip, gating, inter_channels, *, name, batch_norm=True):
     f = layers.Activation("relu", name=f"{name}_relu")(f)
     alpha = conv_bn_act(f, 1, 1, name=f"{name}_psi", activation="sigmoid", batch_norm=batch_norm)
     return layers.Multiply(name=f"{name}_multiply")([skip, alpha])
+
+
+def gated_skip_concat(x, skip, *, name, attention=False, gate_reduction=2, batch_norm=True):
+    """Join upsampled decoder features ``x`` with their encoder ``skip``, first gating the
+    skip with ``attention_gate`` (``x`` as the gating signal) when ``attention`` is set.
+
+    Returns ``concat([x, skip])`` (layers named ``<name>_gate_*`` and ``<name>_concat``).
+    """
+    if attention:
+        skip = attention_gate(skip, x, max(1, x.shape[-1] // gate_reduction),
+                              name=f"{name}_gate", batch_norm=batch_norm)
+    return layers.Concatenate(name=f"{name}_concat")([x, skip])
 
 
 def recurrent_conv(x, filters, *, name, t=2, shared_weights=True, batch_norm=True):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerasmed.models.blocks import (attention_gate, check_input_size, decoder_upsample,
+from kerasmed.models.blocks import (check_input_size, decoder_upsample, gated_skip_concat,
                                     default_activation, rrcnn_block, segmentation_head)
 from kerasmed.models.registry import register_model
 
@@ -35,11 +35,8 @@ def _r2unet_graph(input_shape, classes, activation, filters, depth, t, shared_we
     for level in reversed(range(depth)):
         f = filters * 2**level
         x = decoder_upsample(x, f, name=f"dec{level + 1}", mode=upsampling, batch_norm=batch_norm)
-        skip = skips[level]
-        if attention:
-            skip = attention_gate(skip, x, max(1, x.shape[-1] // gate_reduction),
-                                  name=f"dec{level + 1}_gate", batch_norm=batch_norm)
-        x = layers.Concatenate(name=f"dec{level + 1}_concat")([x, skip])
+        x = gated_skip_concat(x, skips[level], name=f"dec{level + 1}", attention=attention,
+                              gate_reduction=gate_reduction, batch_norm=batch_norm)
         x = rrcnn_block(x, f, name=f"dec{level + 1}", **block)
     outputs = segmentation_head(x, classes, activation)
     return keras.Model(inputs, outputs, name=name)

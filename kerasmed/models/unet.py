@@ -10,7 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerasmed.models.blocks import (aspp as aspp_block, attention_gate, cbam as cbam_block,
+from kerasmed.models.blocks import (aspp as aspp_block, cbam as cbam_block, gated_skip_concat,
                                     check_input_size, conv_block, decoder_upsample,
                                     default_activation, residual_block, segmentation_head)
 from kerasmed.models.registry import register_model
@@ -51,11 +51,8 @@ def unet_graph(input_shape, classes, activation, filters, depth, batch_norm, dro
     for level in reversed(range(depth)):
         f = filters * 2**level
         x = decoder_upsample(x, f, name=f"dec{level + 1}", mode=upsampling, batch_norm=batch_norm)
-        skip = skips[level]
-        if attention:
-            skip = attention_gate(skip, x, max(1, x.shape[-1] // gate_reduction),
-                                  name=f"dec{level + 1}_gate", batch_norm=batch_norm)
-        x = layers.Concatenate(name=f"dec{level + 1}_concat")([x, skip])
+        x = gated_skip_concat(x, skips[level], name=f"dec{level + 1}", attention=attention,
+                              gate_reduction=gate_reduction, batch_norm=batch_norm)
         x = conv_block(x, f, name=f"dec{level + 1}", batch_norm=batch_norm, dropout=dropout)
         if cbam:
             x = cbam_block(x, name=f"dec{level + 1}_cbam", reduction=cbam_reduction)
