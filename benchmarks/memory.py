@@ -48,11 +48,11 @@ def _worker(engine: str, steps: int, data_root: str) -> dict:
     from kerasmed.training.loop import train_on_batch_loop
 
     keras.utils.set_random_seed(0)
-    samples = read_folder_pair(generate_polyp_dataset(data_root, n_images=80, height=96,
+    samples = read_folder_pair(generate_polyp_dataset(data_root, n_images=200, height=96,
                                                       width=96))
-    batch = 4
-    train = SegmentationDataset(samples[:64], batch, (64, 64), shuffle=True, cache=True)
-    val = SegmentationDataset(samples[64:], batch, (64, 64), cache=True)
+    batch = 4  # 40 steps per epoch: 2,000 steps are 50 epochs, each validated
+    train = SegmentationDataset(samples[:160], batch, (64, 64), shuffle=True, cache=True)
+    val = SegmentationDataset(samples[160:], batch, (64, 64), cache=True)
     epochs = max(1, steps // len(train))
     model = build("unet", input_shape=(64, 64, 3), filters=8, depth=3)
 
@@ -104,6 +104,9 @@ def main(argv=None):
     if args.worker:
         print(json.dumps(_worker(args.worker, args.steps, args.data)))
         return 0
+    print("| engine | steps | epochs | RSS after epoch 1 (MiB) | RSS at end (MiB) | growth "
+          "after epoch 1 | wall time (s) | time vs loop |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "synthetic")
@@ -111,17 +114,16 @@ def main(argv=None):
             out = subprocess.run([sys.executable, __file__, "--worker", engine, "--steps",
                                   str(args.steps), "--data", data], capture_output=True,
                                  text=True, check=True)
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print("| engine | steps | epochs | RSS after epoch 1 (MiB) | RSS at end (MiB) | growth "
-          "after epoch 1 | wall time (s) | time vs loop |")
-    print("|---|---|---|---|---|---|---|---|")
-    base = next((r["seconds"] for r in results if r["engine"] == "loop"), None)
-    for r in results:
-        first, last = r["memory_mb"][0], r["memory_mb"][-1]
-        ratio = f"{r['seconds'] / base:.2f}x" if base else "-"
-        print(f"| {r['engine']} | {r['steps']} | {r['epochs']} | {first:.1f} | {last:.1f} | "
-              f"{100 * (last - first) / first:+.2f} % | {r['seconds']:.1f} | {ratio} |")
-    print(f"\nbackend {results[0]['backend']}, Keras {results[0]['keras']}; RSS per epoch:")
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            results.append(r)
+            # Each row as soon as its engine is done: a long run still reports what it has.
+            base = next((x["seconds"] for x in results if x["engine"] == "loop"), None)
+            first, last = r["memory_mb"][0], r["memory_mb"][-1]
+            ratio = f"{r['seconds'] / base:.2f}x" if base else "-"
+            print(f"| {r['engine']} | {r['steps']} | {r['epochs']} | {first:.1f} | {last:.1f} | "
+                  f"{100 * (last - first) / first:+.2f} % | {r['seconds']:.1f} | {ratio} |",
+                  flush=True)
+    print(f"\nbackend {results[0]['backend']}, Keras {results[0]['keras']}; RSS per epoch (MiB):")
     for r in results:
         print(f"  {r['engine']}: " + " ".join(f"{m:.0f}" for m in r["memory_mb"]))
     return 0
