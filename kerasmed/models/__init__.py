@@ -12,9 +12,12 @@ from kerasmed.models.r2unet import attention_r2unet, r2unet  # noqa: E402
 from kerasmed.models.unet_parts import unet_parts  # noqa: E402
 from kerasmed.models.multiresunet import multiresunet  # noqa: E402
 from kerasmed.models.drrmsan import drrmsan  # noqa: E402
+from kerasmed.models.backbone_models import FPN, Linknet, PSPNet, Unet  # noqa: E402
 from kerasmed.models.kidney_segnet import kidney_segnet  # noqa: E402
 from kerasmed.models.micronet import micronet  # noqa: E402
 from kerasmed.models.residual_attention import residual_attention_network  # noqa: E402
 
 __all__ = ["build", "default_config", "get_spec", "list_models", "register_model", "unet",
-           "attention_unet", "r2unet", "attention_r2unet", "unet_parts", "multiresunet"]
+           "attention_unet", "r2unet", "attention_r2unet", "unet_parts", "multiresunet",
+           "drrmsan", "Unet", "FPN", "Linknet", "PSPNet", "kidney_segnet", "micronet",
+           "residual_attention_network"]

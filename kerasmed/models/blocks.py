@@ -365,14 +365,16 @@ def psp_pyramid_level(x, level, filters, *, pooling="avg", batch_norm=True):
 __all__ += ["conv2d_bn", "multires_block", "res_path", "multires_widths"]
 
 
-def conv2d_bn(x, filters, kernel_size=3, *, name, activation="relu", dtype=None):
+def conv2d_bn(x, filters, kernel_size=3, *, name, activation="relu", dtype=None,
+              kernel_regularizer=None):
     """MultiResUNet's conv: Conv2D without bias, BatchNormalization(scale=False), activation.
 
     The norm has no scale because a ReLU (or the following norm) makes it redundant; this is
     the reference implementation's choice and part of its exact parameter count.
     """
     x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=False,
-                      kernel_initializer="glorot_uniform", name=f"{name}_conv", dtype=dtype)(x)
+                      kernel_initializer="glorot_uniform", kernel_regularizer=kernel_regularizer,
+                      name=f"{name}_conv", dtype=dtype)(x)
     x = layers.BatchNormalization(scale=False, name=f"{name}_bn", dtype=dtype)(x)
     if activation is not None:
         x = layers.Activation(activation, name=f"{name}_{activation}", dtype=dtype)(x)
@@ -414,3 +416,61 @@ def res_path(x, filters, length, *, name):
         out = layers.Activation("relu", name=f"{unit}_relu")(out)
         x = layers.BatchNormalization(name=f"{unit}_bn")(out)
     return x
+
+
+__all__ += ["MinPooling2D", "min_pool", "multi_branch_gate"]
+
+
+@keras.saving.register_keras_serializable(package="kerasmed")
+class MinPooling2D(layers.MaxPooling2D):
+    """Min pooling, computed as ``-maxpool(-x)``; takes ``MaxPooling2D``'s arguments.
+
+    DRRMSAN's input pyramid uses it to keep the darkest pixel of each window (the authors'
+    code also treated exact zeros as missing; kerasmed uses the plain minimum).
+    """
+
+    def call(self, inputs):
+        return ops.negative(super().call(ops.negative(inputs)))
+
+
+def min_pool(x, pool_size, *, name):
+    """Min-pool ``x`` with ``pool_size`` windows and strides; returns the pooled tensor."""
+    return MinPooling2D(pool_size, name=name)(x)
+
+
+def multi_branch_gate(skip, gating, inter_channels, *, name, regularizer=None, dropout=0.0):
+    """DRRMSAN's attention gate (Pal et al.); returns ``skip`` scaled by a sigmoid map.
+
+    ``skip`` and ``gating`` (the upsampled decoder features, same spatial size) each pass
+    through parallel branches of 1, 2 and 3 stacked 3x3 convs (receptive fields 3, 5, 7) with
+    ``inter_channels`` filters; the six responses are combined additively (their sum) and
+    multiplicatively (the product of the skip's and the gating signal's branch sums); ReLU,
+    optional SpatialDropout2D, 1x1 conv and sigmoid give a one-channel map that multiplies
+    every channel of ``skip``.
+
+    The authors' gate shrinks and re-grows its maps with a fixed MaxPool(12, stride 2),
+    upsampling and ZeroPadding(5), which only line up for some input sizes; this gate keeps
+    the skip's resolution throughout, so any input divisible by the network's stride works.
+    """
+    def branches(x, tag):
+        out = []
+        for depth in (1, 2, 3):
+            h = x
+            for j in range(depth):
+                h = layers.Conv2D(inter_channels, 3, padding="same", use_bias=False,
+                                  kernel_regularizer=regularizer,
+                                  name=f"{name}_{tag}_b{depth}_conv{j + 1}")(h)
+            out.append(h)
+        return out
+
+    xs, gs = branches(skip, "x"), branches(gating, "g")
+    additive = layers.Add(name=f"{name}_add")(xs + gs)
+    multiplicative = layers.Multiply(name=f"{name}_multiply")(
+        [layers.Add(name=f"{name}_x_sum")(xs), layers.Add(name=f"{name}_g_sum")(gs)])
+    h = layers.Add(name=f"{name}_combine")([additive, multiplicative])
+    h = layers.Activation("relu", name=f"{name}_relu")(h)
+    if dropout:
+        h = layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(h)
+    psi = layers.Conv2D(1, 1, activation="sigmoid", kernel_regularizer=regularizer,
+                        name=f"{name}_psi")(h)
+    return layers.Multiply(name=f"{name}_gated")([skip, psi])

@@ -1,0 +1,189 @@
+"""Warm up a decoder on a frozen pretrained encoder, then fine-tune the whole network.
+
+Build the model with ``encoder_freeze=True`` (kerasmed's backbone networks, or any model with a
+nested layer named ``"encoder"``), compile it, and pass ``UnfreezeEncoder(epoch=N)`` to
+``fit``: epochs ``0 .. N-1`` train the decoder only, and at the start of epoch ``N`` the encoder
+becomes trainable.
+
+Keras 3 reads which weights are trainable when it builds the training step, so the change
+needs a new training step: ``UnfreezeEncoder`` recompiles the model **once**, at epoch ``N``
+(never per epoch: recompiling every epoch made memory grow in the seed project), with the same
+optimizer object and the loss, metrics and options the model was compiled with. Kept across
+the unfreeze: the optimizer's ``iterations`` (so learning-rate schedules continue where they
+were), its learning-rate variable (changes by ``ReduceLROnPlateau`` and the like) and every
+state slot (e.g. Adam's moments) of the variables that were already training; the newly
+trainable encoder variables start with fresh (zero) slots. A ``LossScaleOptimizer`` (mixed
+precision) keeps its loss scale.
+
+By default the encoder's BatchNormalization layers stay frozen (inference mode) after the
+unfreeze, as Keras' fine-tuning guide advises: with the small batches of medical data, updating
+their ImageNet statistics does more harm than good. ``keep_batchnorm_frozen=False`` trains them
+too.
+
+Backends: the callback works with TensorFlow (``fit`` and kerasmed's ``train_on_batch`` loop).
+JAX's ``fit`` carries the trainable/optimizer state through the epoch loop as fixed arrays, so
+it cannot change mid-``fit``; there, train in two ``fit`` calls and call ``unfreeze_encoder``
+in between::
+
+    model.fit(data, epochs=N)
+    unfreeze_encoder(model)
+    model.fit(data, initial_epoch=N, epochs=total)
+"""
+
+from __future__ import annotations
+
+import keras
+
+__all__ = ["UnfreezeEncoder", "unfreeze_encoder", "freeze_encoder", "find_encoder",
+           "encoder_is_frozen"]
+
+ENCODER_NAME = "encoder"
+
+
+def find_encoder(model, encoder=ENCODER_NAME):
+    """The encoder layer of ``model``: ``encoder`` itself if it is a layer, else by name."""
+    if isinstance(encoder, keras.layers.Layer):
+        return encoder
+    try:
+        return model.get_layer(encoder)
+    except ValueError as err:
+        raise ValueError(f"model {model.name!r} has no layer named {encoder!r}: build it with a "
+                         f"kerasmed backbone network (Unet, FPN, Linknet, PSPNet) or pass the "
+                         f"encoder layer") from err
+
+
+def encoder_is_frozen(model, encoder=ENCODER_NAME) -> bool:
+    """True while the encoder is non-trainable."""
+    return not find_encoder(model, encoder).trainable
+
+
+def freeze_encoder(model, encoder=ENCODER_NAME):
+    """Make the encoder (BatchNorm included) non-trainable. Call it before ``compile``."""
+    find_encoder(model, encoder).trainable = False
+
+
+def _batchnorm_layers(layer):
+    stack = [layer]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, keras.layers.BatchNormalization):
+            yield current
+        stack.extend(getattr(current, "layers", []) or [])
+
+
+def _slot_prefixes(variables):
+    return tuple(f"{v.path.replace('/', '_')}_" for v in variables)
+
+
+def _rebuild_optimizer(optimizer, variables):
+    """Rebuild a built ``optimizer`` in place for ``variables``, keeping its state.
+
+    Keras 3 optimizers refuse variables they were not built with, so the optimizer is rebuilt
+    over the new list: its non-slot variables (iterations, learning rate, loss scale) are left
+    untouched, slots are recreated and the old slot values copied back by variable path.
+    """
+    wrapper = optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
+    inner = optimizer.inner_optimizer if wrapper is not None else optimizer
+    if not inner.built:
+        return  # fit() builds it with the right variables
+    old = list(inner._trainable_variables)
+    if {id(v) for v in variables} == {id(v) for v in old}:
+        return
+    prefixes = _slot_prefixes(old)
+    slots = [v for v in inner.variables if v.name.startswith(prefixes)]
+    saved = {v.path: keras.ops.convert_to_numpy(v) for v in slots}
+    for v in slots:
+        inner._untrack_variable(v)
+    inner._trainable_variables_indices.clear()
+    inner.built = False
+    inner.build(list(variables))
+    for v in inner.variables:
+        value = saved.get(v.path)
+        if value is not None and tuple(value.shape) == tuple(v.shape):
+            v.assign(value)
+    if wrapper is not None:
+        wrapper._trainable_variables_indices.clear()
+        for i, v in enumerate(variables):
+            wrapper._trainable_variables_indices[wrapper._var_key(v)] = i
+        # Bypass attribute tracking, as BaseOptimizer.build does: these are model variables.
+        object.__setattr__(wrapper, "_trainable_variables", list(variables))
+
+
+def _recompile(model):
+    """Compile ``model`` again with its own optimizer object, loss, metrics and options."""
+    config = getattr(model, "_compile_config", None)
+    kwargs = dict(config.config) if config is not None else {}
+    if not kwargs:
+        kwargs = keras.saving.deserialize_keras_object(model.get_compile_config())
+    kwargs["optimizer"] = model.optimizer
+    model.compile(**kwargs)
+
+
+def unfreeze_encoder(model, encoder=ENCODER_NAME, *, keep_batchnorm_frozen=True,
+                     recompile=True):
+    """Make the encoder trainable; returns the variables that became trainable.
+
+    If the model is compiled and ``recompile`` is True, its optimizer is rebuilt in place
+    (state kept, see the module docstring) and the model recompiled once with it, so that the
+    next ``fit`` / ``train_on_batch`` trains the encoder too. Nothing happens if the encoder is
+    already trainable.
+    """
+    layer = find_encoder(model, encoder)
+    if layer.trainable:
+        return []
+    before = {id(v) for v in model.trainable_variables}
+    layer.trainable = True
+    if keep_batchnorm_frozen:
+        for bn in _batchnorm_layers(layer):
+            bn.trainable = False
+    new = [v for v in model.trainable_variables if id(v) not in before]
+    if recompile and getattr(model, "optimizer", None) is not None and model.compiled:
+        _rebuild_optimizer(model.optimizer, model.trainable_variables)
+        _recompile(model)
+    return new
+
+
+class UnfreezeEncoder(keras.callbacks.Callback):
+    """Unfreeze a frozen encoder at the start of epoch ``epoch`` (counted from 0), once.
+
+    Epochs before ``epoch`` train with the encoder frozen; from ``epoch`` on it trains too. The
+    model is recompiled exactly once, at the unfreeze (see the module docstring for what the
+    optimizer keeps). Resuming a run (``initial_epoch`` past ``epoch``) with a still-frozen
+    encoder unfreezes it at the first epoch; an already trainable encoder is left alone.
+
+    Args:
+        epoch: the first epoch (0-based, as ``fit`` counts) that trains the encoder.
+        encoder: the encoder layer or its name (kerasmed's backbone networks: ``"encoder"``).
+        keep_batchnorm_frozen: leave the encoder's BatchNormalization layers in inference mode.
+        verbose: print a line when unfreezing.
+    """
+
+    def __init__(self, epoch, encoder=ENCODER_NAME, keep_batchnorm_frozen=True, verbose=1):
+        super().__init__()
+        if int(epoch) < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+        self.encoder = encoder
+        self.keep_batchnorm_frozen = keep_batchnorm_frozen
+        self.verbose = verbose
+        self.unfrozen_at = None
+
+    def on_train_begin(self, logs=None):
+        find_encoder(self.model, self.encoder)  # fail early on a model without an encoder
+        if keras.backend.backend() == "jax" and encoder_is_frozen(self.model, self.encoder):
+            raise RuntimeError("UnfreezeEncoder cannot change trainable weights inside a JAX "
+                               "fit(); call fit() twice with unfreeze_encoder(model) between "
+                               "(see kerasmed.training.unfreeze)")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch < self.epoch or not encoder_is_frozen(self.model, self.encoder):
+            return
+        new = unfreeze_encoder(self.model, self.encoder,
+                               keep_batchnorm_frozen=self.keep_batchnorm_frozen)
+        # fit() calls self.train_function directly; compile() reset it.
+        self.model.make_train_function()
+        self.unfrozen_at = epoch
+        if self.verbose:
+            count = sum(int(keras.ops.size(v)) for v in new)
+            print(f"\nEpoch {epoch + 1}: UnfreezeEncoder: encoder trainable "
+                  f"({count:,} more trainable parameters); model recompiled once")
