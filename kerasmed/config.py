@@ -68,42 +68,30 @@ def _image_size(value):
     return None
 
 
-def _normalization(value):
-    from kerasmed.data.normalize import parse_normalization
-    try:
-        parse_normalization(value)
-    except ValueError as err:
-        return str(err)
-    return None
+def _raises(module_name, function_name, errors=(ValueError, TypeError)):
+    """A check that calls ``module.function(value)`` and returns its error message, if any.
 
-
-def _augmentation(value):
-    from kerasmed.data.augment import validate_augmentation
-    try:
-        validate_augmentation(value)
-    except ValueError as err:
-        return str(err)
-    return None
-
-
-def _model_name(value):
-    from kerasmed.models.registry import get_spec
-    try:
-        get_spec(value)
-    except KeyError as err:
-        return err.args[0]
-    return None
-
-
-def _named_object(module_name):
+    The module is imported on first use, so reading the schema loads no Keras code.
+    """
     def check(value):
         import importlib
         try:
-            importlib.import_module(module_name).get(value)
-        except (ValueError, TypeError) as err:
+            getattr(importlib.import_module(module_name), function_name)(value)
+        except KeyError as err:  # the registry's unknown-name error
+            return err.args[0]
+        except errors as err:
             return str(err)
         return None
     return check
+
+
+_normalization = _raises("kerasmed.data.normalize", "parse_normalization")
+_augmentation = _raises("kerasmed.data.augment", "validate_augmentation")
+_model_name = _raises("kerasmed.models.registry", "get_spec")
+
+
+def _named_object(module_name):
+    return _raises(module_name, "get")
 
 
 def _metrics(value):
