@@ -136,12 +136,13 @@ def _lr_schedule(value):
     return None
 
 
-def _callback_args(class_name, reserved=("monitor", "mode")):
+def _callback_args(class_name, reserved=("monitor", "mode"), module="keras.callbacks"):
     def check(value):
-        import keras
+        import importlib
         if value is None:
             return None
-        params = inspect.signature(getattr(keras.callbacks, class_name)).parameters
+        params = inspect.signature(getattr(importlib.import_module(module),
+                                           class_name)).parameters
         for key in value:
             if key in reserved:
                 return f"{key!r} is taken from training.{key.replace('mode', 'monitor_mode')}"
@@ -259,6 +260,11 @@ SCHEMA: dict = {
                                           check=_callback_args("ReduceLROnPlateau"),
                                           doc="ReduceLROnPlateau arguments"),
             "tensorboard": Field(_BOOL, False, doc="TensorBoard logs in <run>/tensorboard"),
+            "unfreeze_encoder": Field((dict, type(None)), None,
+                                      check=_callback_args("UnfreezeEncoder", reserved=(),
+                                                           module="kerasmed.training.unfreeze"),
+                                      doc="{\"epoch\": N}: train a frozen pretrained encoder "
+                                          "from epoch N (0-based) on, recompiling once"),
         },
     },
 }

@@ -155,3 +155,25 @@ def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
     assert float(model.loss["aux1"].weight.numpy()) == 0.5
     assert not any(isinstance(c, AuxiliaryLossWeight)
                    for c in _extra_callbacks(tmp_path, training, model))
+
+
+def test_unfreeze_encoder_from_the_experiment(write_config, tiny_experiment, tmp_path):
+    from kerasmed.models import build
+
+    tiny_experiment["model"] = {"name": "backbone_unet", "params": {
+        "backbone_name": "mobilenetv2", "encoder_weights": None, "encoder_freeze": True,
+        "decoder_filters": [16, 8, 8, 4, 4]}}
+    keras.utils.set_random_seed(tiny_experiment["seed"])
+    initial = build("backbone_unet", input_shape=(32, 32, 3),
+                    **tiny_experiment["model"]["params"]).get_layer("encoder").get_weights()
+
+    def encoder_after(**callbacks):
+        tiny_experiment["training"]["callbacks"] = callbacks
+        run_dir = _train(write_config, tiny_experiment, tmp_path)
+        model = keras.saving.load_model(run_dir / "last.keras")
+        return model.get_layer("encoder").get_weights()
+
+    frozen = encoder_after()
+    assert all(np.array_equal(a, b) for a, b in zip(initial, frozen))
+    unfrozen = encoder_after(unfreeze_encoder={"epoch": 1})
+    assert any(not np.array_equal(a, b) for a, b in zip(initial, unfrozen))

@@ -40,6 +40,7 @@ from kerasmed.training.aux_weight import AuxiliaryLossWeight, auxiliary_losses
 from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoint
 from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.loop import train_on_batch_loop
+from kerasmed.training.unfreeze import UnfreezeEncoder
 from kerasmed.training.rundir import create_run_dir, write_json_atomic
 
 __all__ = ["train", "train_kfold", "resume", "list_samples", "history_keys", "read_summary"]
@@ -216,6 +217,8 @@ def _extra_callbacks(run_dir, training, model):
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=training["monitor"], mode=training["monitor_mode"],
             **spec["reduce_lr_on_plateau"]))
+    if spec["unfreeze_encoder"] is not None:
+        callbacks.append(UnfreezeEncoder(**spec["unfreeze_encoder"]))
     if spec["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     return callbacks
