@@ -143,8 +143,7 @@ def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
     main = keras.layers.Conv2D(1, 1, activation="sigmoid", name="main")(inputs)
     model = keras.Model(inputs, [aux, main])
     training = {k: v.default for k, v in SCHEMA["training"].items() if hasattr(v, "default")}
-    training["callbacks"] = {"early_stopping": None, "reduce_lr_on_plateau": None,
-                             "tensorboard": False}
+    training["callbacks"] = {k: v.default for k, v in SCHEMA["training"]["callbacks"].items()}
     _compile(model, training, steps_per_epoch=1)
     assert isinstance(model.loss["aux1"], ScaledLoss) and not isinstance(model.loss["main"],
                                                                          ScaledLoss)
