@@ -195,12 +195,18 @@ SCHEMA: dict = {
                                    "or {\"method\": ..., parameters}"),
         "mask_threshold": Field(_FLOAT + (type(None),), None,
                                 doc="foreground is mask > threshold; null: automatic"),
-        "mask_mode": Field(_STR, "binary", choices=("binary", "classes"),
-                           doc="binary masks, or class-index masks for several classes"),
+        "mask_mode": Field(_STR, "binary", choices=("binary", "classes", "distance"),
+                           doc="binary masks, class-index masks for several classes, or "
+                               "distance maps computed from instance masks (Kidney-SegNet)"),
+        "distance_normalize": Field(_BOOL, True,
+                                    doc="distance maps: each object's distances divided by its "
+                                        "maximum (peaks at 1), else raw pixels"),
         "num_classes": Field((int, type(None)), None, doc="classes of a class-index mask"),
         "class_values": Field((list, type(None)), None,
                               doc="stored grey level or [r, g, b] of each class"),
-        "one_hot": Field(_BOOL, False, doc="class masks as one-hot (for multiclass losses)"),
+        "one_hot": Field(_BOOL, False, doc="class masks as one-hot (for multiclass losses); "
+                                           "binary masks as two channels [background, "
+                                           "foreground] (softmax heads, e.g. Micro-Net)"),
         "classes": Field((list, type(None)), None,
                          doc="classification: class names in output order (default: sorted "
                              "labels found)"),
@@ -337,6 +343,24 @@ def _check_model_params(config, where, problems):
                             + f" Valid parameters: {', '.join(allowed)}")
 
 
+def _check_backbone_normalization(config, where, problems):
+    """A pretrained-backbone model scales its inputs itself; the loader must not do it too."""
+    from kerasmed.models.registry import get_spec
+    normalization = config["data"]["normalization"]
+    method = normalization.get("method") if isinstance(normalization, dict) else normalization
+    if method != "backbone":
+        return
+    try:
+        spec = get_spec(config["model"]["name"])
+    except (KeyError, TypeError):
+        return  # already reported
+    if "backbone_name" in spec.parameters():
+        problems.append(f"{where}: data.normalization: {method!r} would apply the backbone's "
+                        f"preprocessing twice: model {spec.name!r} already preprocesses inside "
+                        f"the model and expects images in [0, 1]; use \"auto\" (or "
+                        f"\"dtype_range\") instead")
+
+
 def _check_dataset(config, where, problems):
     data = config["data"]
     if data["dataset"] == "synthetic_polyps":
@@ -388,6 +412,7 @@ def validate_config(raw: dict, where: str = "<config>") -> dict:
     if not problems:
         _apply_task_defaults(raw, config)
         _check_model_params(config, where, problems)
+        _check_backbone_normalization(config, where, problems)
         _check_dataset(config, where, problems)
         _check_distribution(config, where, problems)
     if problems:

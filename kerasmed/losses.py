@@ -30,7 +30,7 @@ import keras
 from keras import ops
 
 __all__ = ["DiceLoss", "JaccardLoss", "BCEDiceLoss", "FocalLoss", "TverskyLoss",
-           "FocalTverskyLoss", "get", "available", "MODES", "prepare", "confusion_sums",
+           "FocalTverskyLoss", "WeightedCrossentropyLoss", "get", "available", "MODES", "prepare", "confusion_sums",
            "tversky_index"]
 
 MODES = ("binary", "multiclass", "sparse")
@@ -269,6 +269,48 @@ class FocalLoss(_SegmentationLoss):
         return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma}
 
 
+@keras.saving.register_keras_serializable(package="kerasmed")
+class WeightedCrossentropyLoss(_SegmentationLoss):
+    """Class-weighted cross-entropy, ``-sum_c w_c y_c log p_c``, mean over the pixels.
+
+    Micro-Net (Raza et al. 2019) trains with a weighted cross-entropy so that thin gland and
+    nucleus boundaries and small objects are not swamped by the background. ``class_weights``
+    holds one weight per class (binary mode: ``[background, foreground]``); ``None`` weighs
+    every class 1 (plain cross-entropy). Returns one value per image.
+    """
+
+    def __init__(self, mode="multiclass", from_logits=False, class_weights=None,
+                 name="weighted_crossentropy_loss", **kwargs):
+        super().__init__(mode, from_logits, name=name, **kwargs)
+        if class_weights is not None:
+            class_weights = [float(w) for w in class_weights]
+            if not class_weights or min(class_weights) < 0:
+                raise ValueError(f"class_weights must be non-negative numbers, one per class; "
+                                 f"got {class_weights}")
+            if mode == "binary" and len(class_weights) != 2:
+                raise ValueError(f"binary mode takes class_weights [background, foreground]; "
+                                 f"got {class_weights}")
+        self.class_weights = class_weights
+
+    def per_image(self, y_true, y_pred):
+        p = ops.clip(y_pred, _EPS, 1.0 - _EPS)
+        if self.mode == "binary":
+            w0, w1 = self.class_weights or (1.0, 1.0)
+            loss = ops.mean(-(w1 * y_true * ops.log(p) + w0 * (1.0 - y_true) * ops.log(1.0 - p)),
+                            axis=-1)
+        else:
+            weights = 1.0 if self.class_weights is None else ops.convert_to_tensor(
+                self.class_weights, "float32")
+            if self.class_weights is not None and len(self.class_weights) != y_pred.shape[-1]:
+                raise ValueError(f"{len(self.class_weights)} class_weights for "
+                                 f"{y_pred.shape[-1]} output classes")
+            loss = -ops.sum(weights * y_true * ops.log(p), axis=-1)
+        return _pixel_mean(loss)
+
+    def get_config(self):
+        return {**super().get_config(), "class_weights": self.class_weights}
+
+
 # ---------------------------------------------------------------------------------------------
 # Lookup by name, shared with kerasmed.metrics.
 
@@ -356,7 +398,8 @@ def lookup(kind, spec, own: dict, aliases: dict, module, base, default_name=Fals
 
 
 _NAMES = {"dice": DiceLoss, "jaccard": JaccardLoss, "iou": JaccardLoss, "bce_dice": BCEDiceLoss,
-          "focal": FocalLoss, "tversky": TverskyLoss, "focal_tversky": FocalTverskyLoss}
+          "focal": FocalLoss, "tversky": TverskyLoss, "focal_tversky": FocalTverskyLoss,
+          "weighted_crossentropy": WeightedCrossentropyLoss}
 _ALIASES = {"bce": "binary_crossentropy", "cce": "categorical_crossentropy",
             "scce": "sparse_categorical_crossentropy"}
 

@@ -153,3 +153,33 @@ def test_bad_monitor_and_model_params_fail_before_any_run_dir(write_config, tiny
     assert train_main([str(write_config(tiny_experiment)), "--output", str(out)]) == 2
     assert "divisible" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_backbone_normalization_with_a_backbone_model_is_refused(write_config, tiny_experiment):
+    """Backbone models preprocess inside the model; the loader's "backbone" would do it twice."""
+    tiny_experiment["model"] = {"name": "backbone_unet",
+                                "params": {"backbone_name": "resnet50", "encoder_weights": None}}
+    tiny_experiment["data"]["normalization"] = {"method": "backbone", "name": "resnet50"}
+    path, problems = _problems(write_config, tiny_experiment)
+    assert any(str(path) in p and "data.normalization" in p and "twice" in p
+               and "backbone_unet" in p for p in problems)
+    tiny_experiment["data"]["normalization"] = "auto"
+    assert load_config(write_config(tiny_experiment))["data"]["normalization"] == "auto"
+    # The loader's backbone scaling stays available to networks without one.
+    tiny_experiment["model"] = {"name": "unet", "params": {"filters": 4, "depth": 2}}
+    tiny_experiment["data"]["normalization"] = {"method": "backbone", "name": "resnet50"}
+    assert load_config(write_config(tiny_experiment))
+
+
+def test_target_channels_must_match_the_model_before_anything_is_written(
+        write_config, tiny_experiment, tmp_path, capsys):
+    tiny_experiment["model"]["params"]["classes"] = 2   # a two-class softmax head ...
+    path = write_config(tiny_experiment)                # ... fed one-channel binary masks
+    out = tmp_path / "runs"
+    assert train_main([str(path), "--output", str(out)]) == 2
+    assert not out.exists()
+    assert "gives 1-channel targets but model 'unet' predicts 2" in capsys.readouterr().err
+    tiny_experiment["data"]["mask_mode"] = "distance"
+    assert train_main([str(write_config(tiny_experiment)), "--output", str(out)]) == 2
+    assert not out.exists()
+    assert "model.params.classes=1" in capsys.readouterr().err

@@ -158,6 +158,68 @@ def test_instances_and_binary_targets_from_glas(tmp_path):
     assert y.dtype == np.int32 and y.max() >= 2 and set(np.unique(y)) <= {0, 1, 2, 3}
 
 
+def test_two_class_one_hot_targets_for_softmax_heads(tmp_path):
+    """GlaS instance labels become Micro-Net's [background, gland] one-hot target."""
+    lookalike.make_glas(tmp_path, counts=(("train", 2),))
+    samples = read_dataset("glas", tmp_path)
+    binary = SegmentationDataset(samples, 2, (16, 24))
+    onehot = SegmentationDataset(samples, 2, (16, 24), one_hot=True)
+    (_, y1), (_, y2) = binary[0], onehot[0]
+    assert y2.shape == (2, 16, 24, 2) and y2.dtype == np.float32
+    assert np.array_equal(y2[..., 1:], y1) and np.array_equal(y2[..., 0], 1 - y1[..., 0])
+    with pytest.raises(ValueError, match="one_hot applies to binary and class masks"):
+        SegmentationDataset(samples, 2, (16, 24), mask_mode="distance", one_hot=True)
+
+
+def _instance_folder(root, labels):
+    for k, mask in enumerate(labels):
+        lookalike.write_image(root / "masks" / f"{k}.png", mask.astype(np.uint8))
+        lookalike.write_image(root / "images" / f"{k}.png",
+                              np.full(mask.shape + (3,), 50, np.uint8))
+    return read_folder_pair(root)
+
+
+def test_distance_targets_from_instance_masks(tmp_path):
+    """Two touching squares: each object's distance map peaks at 1 inside it, 0 outside and at
+    the boundary between them; raw distances count pixels to the nearest other pixel."""
+    labels = np.zeros((12, 16), np.uint8)
+    labels[2:9, 1:8] = 1     # 7x7: centre 4 pixels from outside
+    labels[2:9, 8:15] = 2    # touches object 1 along a column
+    samples = _instance_folder(tmp_path, [labels, labels])
+    ds = SegmentationDataset(samples, 2, (12, 16), mask_mode="distance")
+    _, y = ds[0]
+    assert y.shape == (2, 12, 16, 1) and y.dtype == np.float32
+    d = y[0, ..., 0]
+    assert d[5, 4] == pytest.approx(1.0) and d[5, 11] == pytest.approx(1.0)
+    assert np.all(d[labels == 0] == 0) and np.all(d[labels > 0] > 0)
+    assert d[5, 7] == pytest.approx(0.25) and d[5, 8] == pytest.approx(0.25)  # edge pixels
+    raw = SegmentationDataset(samples, 2, (12, 16), mask_mode="distance",
+                              distance_normalize=False)
+    assert raw[0][1][0, 5, 4, 0] == pytest.approx(4.0)
+    # Augmented training batches: the map is recomputed from the moved labels.
+    aug = SegmentationDataset(samples, 2, (12, 16), mask_mode="distance", shuffle=True,
+                              augment=[{"op": "flip_left_right", "probability": 1.0}])
+    flipped = aug[0][1][0, ..., 0]
+    assert np.allclose(flipped, d[:, ::-1])
+
+
+def test_targets_cropped_or_padded_to_the_output_size(tmp_path):
+    labels = np.zeros((12, 16), np.uint8)
+    labels[3:9, 4:12] = 1
+    samples = _instance_folder(tmp_path, [labels])
+    full = SegmentationDataset(samples, 1, (12, 16), mask_mode="distance")
+    crop = SegmentationDataset(samples, 1, (12, 16), mask_mode="distance", target_size=(8, 10))
+    x, y = crop[0]
+    assert x.shape == (1, 12, 16, 3) and y.shape == (1, 8, 10, 1)
+    # The window of the full-size map: objects cut by it keep their true depth.
+    assert np.array_equal(y[0], full[0][1][0, 2:10, 3:13])
+    pad = SegmentationDataset(samples, 1, (12, 16), target_size=(14, 20))
+    y = pad[0][1][0, ..., 0]
+    assert y.shape == (14, 20) and y[1:13, 2:18].sum() == (labels > 0).sum() and y[0].sum() == 0
+    with pytest.raises(ValueError, match="target_size"):
+        SegmentationDataset(samples, 1, (12, 16), target_size=(8,))
+
+
 def test_class_targets_sparse_and_one_hot(tmp_path):
     for k in range(3):
         m = np.zeros((12, 12), np.uint8)

@@ -245,13 +245,48 @@ def test_gradient_finite_on_empty_masks(name, mode, from_logits):
     assert np.isfinite(float(result)) and np.all(np.isfinite(grad))
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_weighted_crossentropy_matches_numpy(mode):
+    y_true, logits = make_case(mode)
+    probs = probabilities(mode, logits)
+    weights = [0.2, 3.0] if mode == "binary" else [0.5, 2.0, 4.0]
+    t, p = np_prepare(y_true, probs, mode)
+    p = np.clip(p, EPS, 1 - EPS)
+    if mode == "binary":
+        per_pixel = -(weights[1] * t * np.log(p) + weights[0] * (1 - t) * np.log(1 - p))[..., 0]
+    else:
+        per_pixel = -(np.asarray(weights) * t * np.log(p)).sum(-1)
+    expected = per_pixel.mean(axis=(1, 2)).mean()
+    loss = losses.get({"name": "weighted_crossentropy", "mode": mode, "class_weights": weights})
+    assert value(loss, y_true, probs) == pytest.approx(expected, rel=1e-5)
+    # Unweighted, it is the plain cross-entropy; the weights really change the value.
+    plain = losses.get({"name": "weighted_crossentropy", "mode": mode})
+    assert value(plain, y_true, probs) == pytest.approx(
+        np.mean([np_pixelwise("ce", a, b, mode) for a, b in zip(t, p)]), rel=1e-5)
+    assert abs(value(plain, y_true, probs) - expected) > 1e-3
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert restored.class_weights == weights
+
+
+def test_weighted_crossentropy_rejects_bad_weights():
+    with pytest.raises(ValueError, match="background, foreground"):
+        losses.get({"name": "weighted_crossentropy", "mode": "binary", "class_weights": [1.0]})
+    with pytest.raises(ValueError, match="non-negative"):
+        losses.get({"name": "weighted_crossentropy", "class_weights": [1.0, -2.0]})
+    y_true, logits = make_case("multiclass")
+    with pytest.raises(ValueError, match="2 class_weights for 3 output classes"):
+        losses.get({"name": "weighted_crossentropy", "class_weights": [1.0, 2.0]})(
+            y_true, probabilities("multiclass", logits))
+
+
 # ---------------------------------------------------------------------------------------------
 # Lookup by name.
 
 
 def test_get_by_name_and_dict():
     assert losses.available() == sorted(
-        ["dice", "jaccard", "iou", "bce_dice", "focal", "tversky", "focal_tversky"])
+        ["dice", "jaccard", "iou", "bce_dice", "focal", "tversky", "focal_tversky",
+         "weighted_crossentropy"])
     classes = {"dice": losses.DiceLoss, "jaccard": losses.JaccardLoss, "iou": losses.JaccardLoss,
                "bce_dice": losses.BCEDiceLoss, "focal": losses.FocalLoss,
                "tversky": losses.TverskyLoss, "focal_tversky": losses.FocalTverskyLoss}

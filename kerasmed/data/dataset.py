@@ -29,12 +29,14 @@ from kerasmed.data.augment import Augmentation, build_augmentation
 from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, read_class_mask,
                               read_image, read_label_mask, read_mask)
 from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_image
-from kerasmed.data.spatial import FIT_MODES, fit_pair, resize_image, resize_mask, tile_origins
+from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, resize_image, resize_mask,
+                                   tile_origins)
+from kerasmed.instances import distance_map
 
 __all__ = ["SegmentationDataset", "ClassificationDataset", "normalize_image", "NORMALIZATIONS",
            "MASK_MODES", "check_samples"]
 
-MASK_MODES = ("binary", "instances", "classes")
+MASK_MODES = ("binary", "instances", "classes", "distance")
 
 
 def _resolve_augment(augment):
@@ -266,10 +268,20 @@ class SegmentationDataset(_BaseDataset):
             letterboxed), ``"center_crop"``, ``"random_crop"`` (random window when training,
             centre window otherwise), ``"tile"`` (every tile of a grid over each image: the
             dataset's items are tiles; see ``tiles``).
-        mask_mode: ``"binary"`` (float32 0/1 target, ``(H, W, 1)``; instance masks such as
-            GlaS become ``label > 0``), ``"instances"`` (int32 labels kept, ``(H, W, 1)``) or
-            ``"classes"`` (int32 class indices ``(H, W, 1)``, or float32 one-hot
-            ``(H, W, num_classes)`` with ``one_hot``).
+        mask_mode: ``"binary"`` (float32 0/1 target, ``(H, W, 1)``, or with ``one_hot`` the
+            two-class ``(H, W, 2)`` [background, foreground] target of softmax heads such as
+            Micro-Net's; instance masks such as GlaS become ``label > 0``), ``"instances"``
+            (int32 labels kept, ``(H, W, 1)``), ``"classes"`` (int32 class indices
+            ``(H, W, 1)``, or float32 one-hot ``(H, W, num_classes)`` with ``one_hot``) or
+            ``"distance"`` (float32 ``(H, W, 1)`` distance map of the instance labels, the
+            regression target of Kidney-SegNet; see ``kerasmed.instances.distance_map``).
+            Distance maps are computed per sample after resizing and augmentation, so they
+            always describe the objects the network sees.
+        distance_normalize: ``"distance"``: divide each object's distances by its own maximum
+            (every nucleus peaks at 1, whatever its size), else raw pixel distances.
+        target_size: ``[height, width]`` of the model's output when it differs from
+            ``image_size`` (valid-padded networks): targets are centre-cropped, or zero-padded,
+            to it. ``None``: the target has the image's size.
         num_classes, class_values: for ``"classes"``: K, and optionally the stored grey level or
             RGB triple of each class (see ``read_class_mask``).
         training: whether to augment and crop randomly (default: ``shuffle``).
@@ -289,7 +301,7 @@ class SegmentationDataset(_BaseDataset):
                  seed: int = 0, normalization="auto", mask_threshold=None, cache: bool = False,
                  outputs=None, augment=None, fit: str = "resize", mask_mode: str = "binary",
                  num_classes: int | None = None, class_values=None, one_hot: bool = False,
-                 **kwargs):
+                 distance_normalize: bool = True, target_size=None, **kwargs):
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
         if class_values is not None:
@@ -299,6 +311,15 @@ class SegmentationDataset(_BaseDataset):
             num_classes = len(class_values)
         if mask_mode == "classes" and one_hot and not num_classes:
             raise ValueError("one_hot class masks need num_classes (or class_values)")
+        if one_hot and mask_mode not in ("binary", "classes"):
+            raise ValueError(f"one_hot applies to binary and class masks, not mask_mode "
+                             f"{mask_mode!r}")
+        if target_size is not None:
+            target_size = tuple(int(t) for t in target_size)
+            if len(target_size) != 2 or min(target_size) < 1:
+                raise ValueError(f"target_size must be [height, width], got {target_size!r}")
+        self.distance_normalize = bool(distance_normalize)
+        self.target_size = target_size
         self.mask_threshold = mask_threshold
         self.mask_mode = mask_mode
         self.num_classes = num_classes
@@ -318,7 +339,7 @@ class SegmentationDataset(_BaseDataset):
     def _read_mask(self, sample):
         if self.mask_mode == "binary":
             return read_mask(sample.mask, self.mask_threshold, sample.mask_type)
-        if self.mask_mode == "instances":
+        if self.mask_mode in ("instances", "distance"):
             return read_label_mask(sample.mask)
         return read_class_mask(sample.mask, self.num_classes, self.class_values)
 
@@ -337,11 +358,18 @@ class SegmentationDataset(_BaseDataset):
         if image.ndim == 2:
             image = image[..., None]
         if self.mask_mode == "binary":
-            target = (mask > 0).astype(np.float32)[..., None]
+            foreground = mask > 0
+            target = (np.stack([~foreground, foreground], axis=-1) if self.one_hot
+                      else foreground[..., None]).astype(np.float32)
+        elif self.mask_mode == "distance":
+            target = distance_map(mask, normalize=self.distance_normalize)[..., None]
         elif self.mask_mode == "classes" and self.one_hot:
             target = np.eye(self.num_classes, dtype=np.float32)[mask]
         else:
             target = mask.astype(np.int32)[..., None]
+        if self.target_size is not None:
+            # After the distance transform: objects cut by the window keep their true depth.
+            target = crop_or_pad(target, self.target_size)
         return image, target
 
     def _batch(self, pairs):

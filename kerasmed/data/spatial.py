@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 __all__ = ["FIT_MODES", "resize_image", "resize_mask", "letterbox", "fit_pair", "crop_pair",
-           "tile_origins"]
+           "crop_or_pad", "tile_origins"]
 
 FIT_MODES = ("resize", "pad", "center_crop", "random_crop", "tile")
 
@@ -74,6 +74,17 @@ def crop_pair(image, mask, y: int, x: int, size, value=0):
         return out
 
     return crop(image, value), (None if mask is None else crop(mask, 0))
+
+
+def crop_or_pad(array: np.ndarray, size) -> np.ndarray:
+    """The centre ``size`` window of ``(H, W, ...)``, zero-padded where it is larger.
+
+    Valid-padded networks predict only the centre of their input; their targets are this
+    window of the input-sized target.
+    """
+    h, w = int(size[0]), int(size[1])
+    y, x = (array.shape[0] - h) // 2, (array.shape[1] - w) // 2
+    return crop_pair(array, None, y, x, size, 0)[0]
 
 
 def tile_origins(height: int, width: int, size, overlap: int = 0) -> list[tuple[int, int]]:

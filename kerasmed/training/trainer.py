@@ -155,6 +155,35 @@ def _class_names(config, samples):
     return config["data"]["classes"] or sorted({s.label for s in samples})
 
 
+def _check_target_channels(config, model, where):
+    """The targets the loader makes must have as many channels as the model predicts."""
+    data = config["data"]
+    mode, one_hot = data["mask_mode"], data["one_hot"]
+    out = model.outputs[-1].shape[-1]
+    if mode == "classes" and not one_hot:
+        expected, fix = None, None  # sparse indices fit any number of output channels
+    elif mode == "classes":
+        expected, fix = data["num_classes"] or len(data["class_values"] or ()), "data.num_classes"
+    elif mode == "binary" and one_hot:
+        expected, fix = 2, "data.one_hot (two channels: background, foreground)"
+    else:
+        expected, fix = 1, ("data.one_hot: true for a two-class softmax head"
+                            if mode == "binary" else "model.params.classes=1")
+    if expected is not None and out != expected:
+        raise ConfigError([f"{where}: data: mask_mode {mode!r} gives {expected}-channel targets "
+                           f"but model {config['model']['name']!r} predicts {out} channel(s); "
+                           f"set {fix} or model.params.classes to match"])
+
+
+def _target_size(model, image_size):
+    """The (last) output's ``[height, width]`` where it differs from the input's (valid-padded
+    networks predict a centre window), else ``None``."""
+    size = tuple(model.outputs[-1].shape[1:3])
+    if len(size) != 2 or None in size or list(size) == list(image_size):
+        return None
+    return size
+
+
 def _datasets(config, model, where, train_samples, val_samples, classes=None):
     """The training and validation ``PyDataset`` of the experiment's task."""
     data, training = config["data"], config["training"]
@@ -170,6 +199,8 @@ def _datasets(config, model, where, train_samples, val_samples, classes=None):
                 SegmentationDataset, mask_threshold=data["mask_threshold"],
                 mask_mode=data["mask_mode"], num_classes=data["num_classes"],
                 class_values=data["class_values"], one_hot=data["one_hot"],
+                distance_normalize=data["distance_normalize"],
+                target_size=_target_size(model, data["image_size"]),
                 outputs=model.output_names if len(model.output_names) > 1 else None, **common)
         train_ds = make(train_samples, shuffle=True, seed=config["seed"],
                         augment=data["augmentation"])
@@ -347,6 +378,8 @@ def train(config: dict, output_root="runs", config_path=None, *, run_dir=None,
     with scope:
         model = _build(config, where, classes)
         _check_monitor(config, model, where, classes)
+        if classes is None:
+            _check_target_channels(config, model, where)
         train_ds, val_ds = _datasets(config, model, where, train_samples, val_samples, classes)
         _compile(model, training, len(train_ds))
     if run_dir is None:
