@@ -149,11 +149,39 @@ def _eval_samples(args, config):
         options = dict(data.get("options", {})) if kind == data.get("dataset") else {}
         if kind == "folder":
             options.update(images=args.images_dir, masks=args.masks_dir)
+            if args.mask_type:
+                options["mask_type"] = args.mask_type
         if args.subsets:
             options["subsets"] = args.subsets.split(",")
         return read_dataset(kind, args.data, **options)
     val = set(json.loads((Path(args.target) / "split.json").read_text())["val"])
     return [s for s in list_samples(data) if str(s.image) in val]
+
+
+def _postprocess(args, config, samples):
+    """Object-level scoring for ``kerasmed-eval``: a ``Postprocess``, or ``None`` for pixels only.
+
+    The run's ``postprocess`` section gives the defaults and the command line overrides them.
+    ``auto`` scores objects for runs trained on distance maps (watershed) and for datasets whose
+    masks hold instance labels, such as GlaS (connected components of the probability map).
+    """
+    from kerasmed.config import SCHEMA
+    from kerasmed.evaluation import Postprocess
+
+    settings = {k: v.default for k, v in SCHEMA["postprocess"].items()}
+    settings.update((config or {}).get("postprocess", {}))
+    for key in ("foreground_threshold", "h", "min_size"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    distance = (config or {}).get("data", {}).get("mask_mode") == "distance"
+    choice = args.instances or {True: "on", False: "off"}.get(settings["instances"], "auto")
+    if choice == "auto":
+        choice = "on" if distance or any(s.mask_type == "instances" for s in samples) else "off"
+    if choice == "off":
+        return None
+    source = choice if choice in ("distance", "probability") else \
+        ("distance" if distance else "probability")
+    return Postprocess(source=source, **{k: v for k, v in settings.items() if k != "instances"})
 
 
 def eval_main(argv=None) -> int:
@@ -173,11 +201,28 @@ def eval_main(argv=None) -> int:
     parser.add_argument("--subsets", help="comma-separated subsets of --data to read, e.g. test")
     parser.add_argument("--images-dir", default="images", help="folder reader: image folder")
     parser.add_argument("--masks-dir", default="masks", help="folder reader: mask folder")
+    parser.add_argument("--mask-type", choices=("binary", "instances"), default=None,
+                        help="folder reader: the masks hold instance labels (nuclei), "
+                             "foreground is label > 0")
     parser.add_argument("--classes", help="classification with a bare model: comma-separated "
                                           "class names in output order")
     parser.add_argument("--output", help="parent folder of the new evaluation directory "
                                          "(default: the run directory, or the model's folder)")
     parser.add_argument("--overlays", type=int, default=3, help="best and worst cases to draw")
+    parser.add_argument("--instances", choices=("auto", "on", "off", "distance", "probability"),
+                        default=None,
+                        help="also score objects (AJI, object F1, object Dice) against instance "
+                             "labels: on/off, or the kind of output to split into objects "
+                             "(default: the run's postprocess.instances, auto: on for "
+                             "distance-map runs and instance-label datasets such as GlaS)")
+    parser.add_argument("--foreground-threshold", type=float, default=None,
+                        help="instances: foreground above it (default 0.05 for distance maps, "
+                             "0.5 for probabilities)")
+    parser.add_argument("--watershed-h", dest="h", type=float, default=None,
+                        help="instances from distance maps: h-maxima depth of the watershed "
+                             "markers (default 0.1)")
+    parser.add_argument("--min-size", type=int, default=None,
+                        help="instances: remove objects smaller than this many pixels")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import json
@@ -216,18 +261,29 @@ def eval_main(argv=None) -> int:
             return 0
         from kerasmed.evaluation import evaluate
 
+        postprocess = _postprocess(args, config, samples)
         out_dir = create_run_dir(parent, "eval")
-        summary = evaluate(model, samples, out_dir, channels=settings["channels"],
-                           normalization=normalization,
-                           mask_threshold=settings["mask_threshold"],
-                           mode=args.mode or settings["mode"],
-                           tta=args.tta, threshold=args.threshold, n_overlays=args.overlays)
+        try:
+            summary = evaluate(model, samples, out_dir, channels=settings["channels"],
+                               normalization=normalization,
+                               mask_threshold=settings["mask_threshold"],
+                               mode=args.mode or settings["mode"],
+                               tta=args.tta, threshold=args.threshold, n_overlays=args.overlays,
+                               postprocess=postprocess)
+        except BaseException:
+            if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
+                out_dir.rmdir()
+            raise
     except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
         print(f"kerasmed-eval: error: {err}", file=sys.stderr)
         return 2
+    scores = ["dice", "iou", "precision", "recall", "hd95"]
+    if postprocess is not None:
+        scores += ["aji", "object_f1", "object_dice"]
     print(f"kerasmed-eval: {summary['images']} images; "
-          + ", ".join(f"{k} {summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}"
-                      for k in ("dice", "iou", "precision", "recall", "hd95"))
+          + ", ".join(f"{k} {summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}" for k in scores)
+          + (f"; pooled object F1 {summary['object_f1_pooled']['value']:.4f}"
+             if postprocess is not None else "")
           + f"; outputs in {out_dir}")
     return 0
 

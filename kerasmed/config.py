@@ -273,6 +273,25 @@ SCHEMA: dict = {
                                           "from epoch N (0-based) on, recompiling once"),
         },
     },
+    "postprocess": {
+        "instances": Field((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
+                           else "must be \"auto\", true or false",
+                           doc="kerasmed-eval: score objects (AJI, object F1, object Dice); auto: "
+                               "for distance-map runs and instance-label datasets (GlaS)"),
+        "foreground_threshold": Field(_FLOAT + (type(None),), None,
+                                      doc="foreground above it; null: 0.05 for distance maps, "
+                                          "0.5 for probabilities"),
+        "h": Field(_FLOAT, 0.1, check=_positive,
+                   doc="distance maps: h-maxima depth of the watershed markers"),
+        "marker_threshold": Field(_FLOAT + (type(None),), None,
+                                  doc="distance maps: markers above it instead of h-maxima"),
+        "min_size": Field(_INT, 0, check=lambda v: None if v >= 0 else "must be >= 0",
+                          doc="objects smaller than this many pixels are removed"),
+        "fill_holes": Field(_BOOL, True, doc="probabilities: fill holes in objects"),
+        "iou_threshold": Field(_FLOAT, 0.5, check=lambda v: None if 0.5 <= v < 1
+                               else f"must be in [0.5, 1), got {v}",
+                               doc="object F1: a detection needs IoU above it"),
+    },
 }
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",

@@ -8,7 +8,10 @@ augmentation averages the prediction over flips (and 90-degree rotations for squ
 
 ``score_masks`` gives Dice, IoU, precision, recall and the 95th-percentile Hausdorff distance of
 one predicted mask against its ground truth; ``evaluate`` does it for a list of samples and
-writes the CSV, the summary and overlays of the best and worst cases.
+writes the CSV, the summary and overlays of the best and worst cases. For instance tasks
+(nuclei, glands) ``evaluate`` also turns each prediction into objects (a watershed on a predicted
+distance map, or connected components of a probability map; ``Postprocess``) and scores them
+against the instance labels with AJI, object F1 and object Dice (``kerasmed.instances``).
 """
 
 from __future__ import annotations
@@ -20,11 +23,60 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from dataclasses import dataclass
+
 from kerasmed.data.normalize import make_normalizer, normalize_image
-from kerasmed.data.io import read_image, read_mask
+from kerasmed.data.io import read_image, read_label_mask, read_mask
+from kerasmed import instances as km_instances
 
 __all__ = ["hd95", "score_masks", "predict_image", "sliding_window", "evaluate",
-           "overlay", "model_input_shape"]
+           "overlay", "model_input_shape", "Postprocess", "OBJECT_SCORES"]
+
+OBJECT_SCORES = ("aji", "object_f1", "object_precision", "object_recall", "object_dice")
+
+
+@dataclass(frozen=True)
+class Postprocess:
+    """How a prediction becomes instances, for object-level scores.
+
+    Attributes:
+        source: ``"distance"`` (the model regresses a distance map: a marker-controlled
+            watershed, ``kerasmed.instances.watershed_from_distance``) or ``"probability"``
+            (a foreground probability, or a softmax whose channel 0 is background: threshold,
+            connected components, ``kerasmed.instances.instances_from_probabilities``).
+        foreground_threshold: foreground is above it; ``None``: 0.05 for distance maps (with
+            per-object normalised targets every object pixel is above it), 0.5 for probabilities.
+        h: distance maps: the h-maxima depth of the watershed markers.
+        marker_threshold: distance maps: markers are the regions above it instead of h-maxima.
+        min_size: objects smaller than this (pixels, at the image's resolution) are removed.
+        fill_holes: probabilities: fill holes inside objects.
+        iou_threshold: a predicted object detects a true one above this IoU (object F1).
+    """
+
+    source: str = "probability"
+    foreground_threshold: float | None = None
+    h: float = 0.1
+    marker_threshold: float | None = None
+    min_size: int = 0
+    fill_holes: bool = True
+    iou_threshold: float = 0.5
+
+    def __post_init__(self):
+        if self.source not in ("distance", "probability"):
+            raise ValueError(f"postprocess source must be 'distance' or 'probability', got "
+                             f"{self.source!r}")
+
+    def instances(self, prob: np.ndarray) -> np.ndarray:
+        """An ``int32`` instance mask from a model's ``(H, W, C)`` output."""
+        if self.source == "distance":
+            threshold = 0.05 if self.foreground_threshold is None else self.foreground_threshold
+            return km_instances.watershed_from_distance(
+                prob[..., 0], foreground_threshold=threshold, h=self.h,
+                marker_threshold=self.marker_threshold, min_size=self.min_size)
+        foreground = prob[..., 0] if prob.shape[-1] == 1 else 1.0 - prob[..., 0]
+        threshold = 0.5 if self.foreground_threshold is None else self.foreground_threshold
+        return km_instances.instances_from_probabilities(
+            foreground, threshold=threshold, min_size=self.min_size, fill_holes=self.fill_holes)
 
 
 def _boundary(mask):
@@ -164,8 +216,21 @@ def to_mask(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
     return np.argmax(prob, axis=-1).astype(np.uint8)
 
 
+def _outlines(mask):
+    """Outer contours of every object: each label of an instance mask on its own, so that
+    touching objects show their shared border."""
+    labels = [1] if mask.max() <= 1 else [v for v in np.unique(mask) if v]
+    contours = []
+    for value in labels:
+        found, _ = cv2.findContours((mask == value if len(labels) > 1 else mask > 0)
+                                    .astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        contours += list(found)
+    return contours
+
+
 def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """Side-by-side RGB panel: the image, the ground truth (green) and the prediction (red)."""
+    """Side-by-side RGB panel: the image, the ground truth (green) and the prediction (red);
+    instance masks get an outline per object."""
     rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=-1)
     rgb = (normalize_image(rgb, "minmax") * 255).astype(np.uint8)
     panels = [rgb]
@@ -173,48 +238,75 @@ def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarra
         panel = rgb.copy()
         tint = panel[mask > 0].astype(np.float32) * 0.5 + np.array(colour) * 0.5
         panel[mask > 0] = tint.astype(np.uint8)
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
-                                       cv2.CHAIN_APPROX_NONE)
-        cv2.drawContours(panel, contours, -1, colour, 1)
+        cv2.drawContours(panel, _outlines(mask), -1, colour, 1)
         panels.append(panel)
     return np.concatenate(panels, axis=1)
 
 
+def _summarise(table, columns):
+    summary = {}
+    for col in columns:
+        values = table[col].dropna()
+        summary[col] = {"mean": float(values.mean()) if len(values) else math.nan,
+                        "std": float(values.std(ddof=0)) if len(values) else math.nan,
+                        "n": int(len(values))}
+    return summary
+
+
 def evaluate(model, samples, out_dir, *, channels=3, normalization="auto",
-             mask_threshold=None, mode="resize", tta=False, threshold=0.5, n_overlays=3):
+             mask_threshold=None, mode="resize", tta=False, threshold=0.5, n_overlays=3,
+             postprocess: Postprocess | None = None):
     """Score ``model`` on every sample at its own resolution and write the results.
 
     Writes ``per_image.csv`` (one row per image: its path and each score), ``summary.json``
     (mean and standard deviation of each score; HD95 over the images where it is defined) and
-    ``overlays/best_*.png`` / ``worst_*.png`` by Dice. Returns the summary dict.
+    ``overlays/best_*.png`` / ``worst_*.png`` by Dice (by AJI for instances).
+
+    With ``postprocess`` the masks are read as instance labels and each prediction is turned
+    into instances; every row then also holds AJI, object F1 (with its precision, recall and
+    TP / FP / FN counts) and object Dice, and the summary adds the object F1 of all images'
+    objects pooled (``object_f1_pooled``, as the GlaS challenge counts detections). The pixel
+    scores are those of the instances' union (the watershed's foreground for distance maps).
+
+    Returns the summary dict.
     """
     import json
 
     import pandas as pd
 
     out_dir = Path(out_dir)
-    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
+
     def run(sample):
         image = read_image(sample.image, channels=channels)
-        truth = read_mask(sample.mask, mask_threshold)
-        pred = to_mask(predict_image(model, image, mode, normalization, tta=tta), threshold)
-        return image, truth, pred
+        prob = predict_image(model, image, mode, normalization, tta=tta)
+        if postprocess is None:
+            return image, read_mask(sample.mask, mask_threshold, sample.mask_type), \
+                to_mask(prob, threshold)
+        return image, read_label_mask(sample.mask), postprocess.instances(prob)
 
     samples = list(samples)
     rows = []
     for sample in samples:
         _, truth, pred = run(sample)
-        rows.append({"image": str(sample.image), **score_masks(pred, truth)})
+        row = {"image": str(sample.image), **score_masks(pred > 0, truth > 0)}
+        if postprocess is not None:
+            row.update(km_instances.object_metrics(truth, pred, postprocess.iou_threshold))
+        rows.append(row)
+    # Only now, with every image scored: an unreadable mask leaves no half-written folder.
+    (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
     table.to_csv(out_dir / "per_image.csv", index=False)
     summary = {"images": len(rows), "mode": mode, "tta": tta, "threshold": threshold}
-    for col in ("dice", "iou", "precision", "recall", "hd95"):
-        values = table[col].dropna()
-        summary[col] = {"mean": float(values.mean()) if len(values) else math.nan,
-                        "std": float(values.std(ddof=0)) if len(values) else math.nan,
-                        "n": int(len(values))}
+    scores = ("dice", "iou", "precision", "recall", "hd95")
+    if postprocess is not None:
+        scores += OBJECT_SCORES
+        tp, fp, fn = (int(table[c].sum()) for c in ("tp", "fp", "fn"))
+        summary["postprocess"] = dict(vars(postprocess))
+        summary["object_f1_pooled"] = {"value": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn
+                                       else 1.0, "tp": tp, "fp": fp, "fn": fn}
+    summary.update(_summarise(table, scores))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    order = table["dice"].argsort(kind="stable").tolist()
+    order = table["aji" if postprocess is not None else "dice"].argsort(kind="stable").tolist()
     picks = [("worst", i) for i in order[:n_overlays]] + \
             [("best", i) for i in order[::-1][:n_overlays]]
     # Predictions are not kept for every image (memory); the few shown are predicted again.

@@ -97,3 +97,96 @@ def test_predict_cli_masks_have_the_input_size(finished_run, tmp_path, capsys):
     assert predict_main([str(run_dir / "best.keras"), str(tmp_path / "big.png"), "--output",
                          str(out)]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------ object-level scores
+
+def _channel0_model(size):
+    """Output = the input's first channel: feeding it a distance map "predicts" that map."""
+    inputs = keras.Input((*size, 3))
+    kernel = np.zeros((1, 1, 3, 1), np.float32)
+    kernel[0, 0, 0, 0] = 1.0
+    out = keras.layers.Conv2D(1, 1, kernel_initializer=keras.initializers.Constant(kernel),
+                              bias_initializer="zeros")(inputs)
+    return keras.Model(inputs, out)
+
+
+def _nuclei_with_known_predictions(tmp_path):
+    """Two 32x32 images whose first channel is the distance map of the instance labels the
+    'model' should find: image 0 exactly its truth (two touching squares, one apart), image 1
+    the truth with one of its three nuclei missing."""
+    from kerasmed.data.lookalike import write_image
+    from kerasmed.data.readers import read_folder_pair
+    from kerasmed.instances import distance_map
+
+    truth = np.zeros((32, 32), np.uint16)
+    truth[4:12, 4:12], truth[4:12, 12:20], truth[20:28, 6:14] = 1, 2, 3
+    shown = [truth, np.where(truth == 3, 0, truth)]
+    for k, predicted in enumerate(shown):
+        image = np.zeros((32, 32, 3), np.uint8)
+        image[..., 0] = np.round(distance_map(predicted) * 255)
+        write_image(tmp_path / "images" / f"{k}.png", image)
+        write_image(tmp_path / "masks" / f"{k}.png", truth)
+    return read_folder_pair(tmp_path, mask_type="instances")
+
+
+def test_evaluate_scores_objects_from_a_distance_map(tmp_path):
+    from kerasmed.evaluation import Postprocess, evaluate
+
+    samples = _nuclei_with_known_predictions(tmp_path)
+    summary = evaluate(_channel0_model((32, 32)), samples, tmp_path / "eval",
+                       normalization="dtype_range", n_overlays=1,
+                       postprocess=Postprocess("distance", h=0.1))
+    table = pd.read_csv(tmp_path / "eval" / "per_image.csv")
+    # Image 0: the watershed splits the touching squares: every object found exactly.
+    assert table.loc[0, ["aji", "object_f1", "object_dice", "dice"]].tolist() == [1, 1, 1, 1]
+    assert table.loc[0, ["tp", "fp", "fn"]].tolist() == [3, 0, 0]
+    # Image 1: nucleus 3 (64 px) missed: F1 = 2*2 / (2*2 + 1), AJI = 128 / 192.
+    assert table.loc[1, "object_f1"] == pytest.approx(0.8)
+    assert table.loc[1, "aji"] == pytest.approx(128 / 192)
+    assert summary["aji"]["mean"] == pytest.approx((1 + 128 / 192) / 2)
+    assert summary["object_f1_pooled"] == {"value": pytest.approx(10 / 11), "tp": 5, "fp": 0,
+                                           "fn": 1}
+    assert summary["postprocess"]["source"] == "distance"
+    # Without object scoring the same masks are read as binary foreground.
+    pixels = evaluate(_channel0_model((32, 32)), samples, tmp_path / "eval2",
+                      normalization="dtype_range", n_overlays=1, threshold=0.01)
+    assert "aji" not in pixels and pixels["dice"]["mean"] == pytest.approx(
+        (1 + 2 * 128 / (128 + 192)) / 2)
+
+
+def test_postprocess_of_probabilities_and_softmax():
+    from kerasmed.evaluation import Postprocess
+
+    prob = np.zeros((20, 20, 1), np.float32)
+    prob[2:8, 2:8], prob[12:18, 12:18], prob[0, 19] = 0.9, 0.8, 0.9
+    labels = Postprocess("probability", min_size=2).instances(prob)
+    assert labels.max() == 2 and labels[0, 19] == 0
+    softmax = np.concatenate([1 - prob, prob], axis=-1)  # channel 0 is background
+    assert np.array_equal(Postprocess("probability", min_size=2).instances(softmax), labels)
+    with pytest.raises(ValueError, match="distance' or 'probability"):
+        Postprocess("watershed")
+
+
+def test_eval_cli_scores_objects_with_thresholds_from_the_command_line(tmp_path, capsys):
+    samples = _nuclei_with_known_predictions(tmp_path / "data")
+    model = _channel0_model((32, 32))
+    model.save(tmp_path / "m.keras")
+    args = [str(tmp_path / "m.keras"), "--data", str(tmp_path / "data"), "--normalization",
+            "dtype_range", "--overlays", "1", "--output", str(tmp_path / "out")]
+    # Instance-label masks in a folder: pixel scores of label > 0 unless asked for objects.
+    assert eval_main(args) == 2
+    assert "mask_type='instances'" in capsys.readouterr().err
+    assert not list((tmp_path / "out").iterdir())  # the failed evaluation left nothing
+    args += ["--mask-type", "instances"]
+    assert eval_main(args + ["--instances", "off"]) == 0
+    assert "aji" not in capsys.readouterr().out
+    assert eval_main(args + ["--instances", "distance", "--min-size", "70"]) == 0
+    out = capsys.readouterr().out
+    assert "aji" in out and "pooled object F1" in out
+    (latest,) = [d for d in (tmp_path / "out").iterdir()
+                 if "postprocess" in json.loads((d / "summary.json").read_text())]
+    summary = json.loads((latest / "summary.json").read_text())
+    # min_size 70 removes every 64-pixel nucleus: nothing is found.
+    assert summary["postprocess"]["min_size"] == 70 and summary["object_f1_pooled"]["tp"] == 0
+    assert len(list((latest / "overlays").iterdir())) == 2

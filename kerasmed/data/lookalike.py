@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 __all__ = ["write_image", "make_cvc_clinicdb", "make_kvasir_seg", "make_glas", "make_isic2018",
-           "make_oct2017", "make_microscopy16", "blob_pair"]
+           "make_oct2017", "make_microscopy16", "make_nuclei", "nuclei_pair", "blob_pair"]
 
 
 def write_image(path, array, params=()):
@@ -164,5 +164,38 @@ def make_microscopy16(root, n=4, height=40, width=40, low=900, high=1400, seed=0
         image = low + (high - low) * (0.2 + 0.6 * (labels > 0)
                                       + 0.1 * rng.random((height, width)))
         write_image(root / "images" / f"{k}.tif", image.astype(np.uint16))
+        write_image(root / "masks" / f"{k}.png", labels)
+    return root
+
+
+def nuclei_pair(rng, height, width, n_nuclei=6, radius=(3, 6)):
+    """An H&E-like RGB tile (pink stroma, dark purple nuclei) and its ``uint16`` instance labels.
+
+    Nuclei are discs placed at random; some touch or overlap (a later nucleus is drawn over an
+    earlier one, as annotators split touching nuclei), which the distance-map targets and the
+    watershed must separate.
+    """
+    labels = np.zeros((height, width), np.uint16)
+    for k in range(1, n_nuclei + 1):
+        r = int(rng.integers(radius[0], radius[1] + 1))
+        c = (int(rng.integers(r, max(r + 1, width - r))), int(rng.integers(r, max(r + 1,
+                                                                                 height - r))))
+        cv2.circle(labels, c, r, k, -1)
+    nucleus = labels > 0
+    noise = 12 * rng.standard_normal((height, width))
+    stroma = np.array([230, 170, 200], np.float64)
+    dark = np.array([90, 50, 140], np.float64)
+    image = np.where(nucleus[..., None], dark, stroma) + noise[..., None]
+    return np.clip(image, 0, 255).astype(np.uint8), labels
+
+
+def make_nuclei(root, n=6, height=48, width=48, n_nuclei=6, seed=0) -> Path:
+    """A nuclei dataset as Kidney-SegNet's data (kidney, TNBC) is laid out: ``root/images/<k>.png``
+    RGB tiles and ``root/masks/<k>.png`` 16-bit instance labels with the same file names."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    for k in range(n):
+        image, labels = nuclei_pair(rng, height, width, n_nuclei)
+        write_image(root / "images" / f"{k}.png", image)
         write_image(root / "masks" / f"{k}.png", labels)
     return root
