@@ -22,7 +22,7 @@ __all__ = ["ConfigError", "Field", "SCHEMA", "load_config", "validate_config", "
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DATASETS = ("synthetic_polyps", "folder", "cvc_clinicdb", "kvasir_seg", "glas", "isic2018", "csv",
-            "oct2017")
+            "oct2017", "monuseg")
 # Classification experiments that leave these out get classification defaults, not the
 # segmentation ones of SCHEMA.
 CLASSIFICATION_DEFAULTS = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],

@@ -279,10 +279,11 @@ def evaluate(model, samples, out_dir, *, channels=3, normalization="auto",
     def run(sample):
         image = read_image(sample.image, channels=channels)
         prob = predict_image(model, image, mode, normalization, tta=tta)
+        shape = image.shape[:2]  # XML outline masks (MoNuSeg) are drawn at the image's size
         if postprocess is None:
-            return image, read_mask(sample.mask, mask_threshold, sample.mask_type), \
+            return image, read_mask(sample.mask, mask_threshold, sample.mask_type, shape), \
                 to_mask(prob, threshold)
-        return image, read_label_mask(sample.mask), postprocess.instances(prob)
+        return image, read_label_mask(sample.mask, shape), postprocess.instances(prob)
 
     samples = list(samples)
     rows = []

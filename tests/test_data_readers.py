@@ -222,9 +222,62 @@ def test_csv_of_paths(tmp_path):
     assert "x.jpg (mask file not found)" in text and "row 5: empty 'image'" in text
 
 
+def test_monuseg_training_and_test_layouts_with_xml_outlines(tmp_path):
+    lookalike.make_monuseg(tmp_path, train=3, test=2)
+    samples = read_dataset("monuseg", tmp_path)
+    assert [s.subset for s in samples] == ["train"] * 3 + ["test"] * 2
+    assert samples[0].image.parent.name == "Tissue Images"
+    assert samples[0].mask.parent.name == "Annotations" and samples[0].mask.suffix == ".xml"
+    assert samples[3].image.parent == samples[3].mask.parent  # the flat test folder
+    assert all(s.mask_type == "instances" for s in samples)
+    # Patients from the TCGA barcode: the first two training images are one patient's.
+    assert samples[0].group == samples[1].group == "TCGA-18-5593" != samples[2].group
+    # Either part on its own, as the two archives unpack.
+    train = read_dataset("monuseg", tmp_path / "MoNuSeg 2018 Training Data")
+    assert [s.image for s in train] == [s.image for s in samples[:3]]
+    assert len(read_dataset("monuseg", tmp_path / "MoNuSegTestData")) == 2
+    assert len(read_dataset("monuseg", tmp_path, subsets=["test"])) == 2
+    # A missing outline is listed by path.
+    samples[4].mask.unlink()
+    with pytest.raises(DatasetLayoutError, match=rf"{samples[4].image.name} \(no mask\)"):
+        read_dataset("monuseg", tmp_path)
+    with pytest.raises(DatasetLayoutError, match="no MoNuSeg layout"):
+        read_dataset("monuseg", tmp_path / "MoNuSeg 2018 Training Data" / "Annotations")
+
+
+def test_monuseg_outlines_are_drawn_into_the_instance_labels(tmp_path):
+    """The XML outlines come back as the labels they were traced from, through the reader,
+    the training loader and kerasmed-eval's reading."""
+    from kerasmed.data.dataset import SegmentationDataset
+    from kerasmed.data.io import looks_like_mask, read_outline_mask
+
+    rng = np.random.default_rng(3)
+    _, truth = lookalike.nuclei_pair(rng, 40, 50, n_nuclei=5)
+    path = tmp_path / "a.xml"
+    path.write_text(lookalike.outline_xml(truth))
+    labels = read_outline_mask(path, truth.shape)
+    assert labels.shape == (40, 50) and labels.max() == len(np.unique(truth)) - 1
+    assert np.array_equal(labels > 0, truth > 0)  # every pixel, boundaries included
+    for k, value in enumerate((v for v in np.unique(truth) if v), start=1):
+        assert np.array_equal(labels == k, truth == value)
+    assert looks_like_mask(path) and not looks_like_mask(tmp_path / "none.xml")
+    assert np.array_equal(read_mask(path, shape=truth.shape), (truth > 0).astype(np.uint8))
+    with pytest.raises(ValueError, match="shape is needed"):
+        read_label_mask(path)
+    (tmp_path / "bad.xml").write_text("<Annotations><Region>")
+    with pytest.raises(OSError, match=r"bad\.xml is not well-formed XML"):
+        read_outline_mask(tmp_path / "bad.xml", (4, 4))
+
+    root = lookalike.make_monuseg(tmp_path / "m", train=2, test=0, height=32, width=32)
+    samples = read_dataset("monuseg", root)
+    ds = SegmentationDataset(samples, 2, (32, 32), mask_mode="instances")
+    _, y = ds[0]
+    assert y.shape == (2, 32, 32, 1) and y.max() >= 3
+
+
 def test_registry_and_option_errors(tmp_path):
     assert set(READERS) >= {"folder", "cvc_clinicdb", "kvasir_seg", "glas", "isic2018", "csv",
-                            "oct2017"}
+                            "oct2017", "monuseg"}
     with pytest.raises(ValueError, match="Did you mean 'kvasir_seg'"):
         read_dataset("kvasir", tmp_path)
     with pytest.raises(ValueError, match=r"no option\(s\) \['sequence'\]"):

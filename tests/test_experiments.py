@@ -8,7 +8,8 @@ import pytest
 from kerasmed.cli import train_main
 from kerasmed.config import load_config
 from kerasmed.cli import eval_main
-from kerasmed.data.lookalike import make_cvc_clinicdb, make_glas, make_nuclei, make_oct2017
+from kerasmed.data.lookalike import (make_cvc_clinicdb, make_glas, make_monuseg, make_nuclei,
+                                     make_oct2017)
 from kerasmed.models import get_spec
 
 EXPERIMENTS = sorted((Path(__file__).parent.parent / "experiments").glob("*.json"))
@@ -33,6 +34,9 @@ def _pointed_at(path, cvc, tmp_path):
         config["data"]["root"] = str(tmp_path / "synthetic")
     elif config["data"]["dataset"] == "glas":
         config["data"]["root"] = str(make_glas(tmp_path / "glas", height=60, width=90))
+    elif config["data"]["dataset"] == "monuseg":
+        config["data"]["root"] = str(make_monuseg(tmp_path / "monuseg", train=6, test=1,
+                                                  height=40, width=40))
     elif config["data"]["dataset"] == "folder":  # nuclei: images/ + masks/ instance labels
         config["data"]["root"] = str(make_nuclei(tmp_path / "nuclei", n=4, height=40, width=40))
     copy = tmp_path / path.name
@@ -78,7 +82,7 @@ def test_each_network_trains_from_its_experiment_file(path, cvc, tmp_path):
     assert summary["status"] == "completed" and summary["best"] is not None
 
 
-@pytest.mark.parametrize("name", ["glas_micronet508", "nuclei_kidney_segnet"])
+@pytest.mark.parametrize("name", ["glas_micronet508", "monuseg_kidney_segnet"])
 def test_instance_networks_train_from_their_files_and_evaluate_objects(name, tmp_path, capsys):
     """Micro-Net on GlaS (two-class softmax targets, auxiliary heads) and Kidney-SegNet on
     nuclei (distance-map targets) train from their experiment files, and kerasmed-eval scores
@@ -100,7 +104,7 @@ def test_instance_networks_train_from_their_files_and_evaluate_objects(name, tmp
     assert eval_main([str(run_dir), "--overlays", "1"]) == 0
     (eval_dir,) = run_dir.glob("eval_*")
     result = json.loads((eval_dir / "summary.json").read_text())
-    assert result["postprocess"]["source"] == ("distance" if name.startswith("nuclei")
+    assert result["postprocess"]["source"] == ("distance" if "kidney_segnet" in name
                                                else "probability")
     for key in ("aji", "object_f1", "object_dice"):
         assert 0.0 <= result[key]["mean"] <= 1.0 and result[key]["n"] == summary["val_samples"]

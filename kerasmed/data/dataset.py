@@ -26,8 +26,8 @@ import keras
 import numpy as np
 
 from kerasmed.data.augment import Augmentation, build_augmentation
-from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, read_class_mask,
-                              read_image, read_label_mask, read_mask)
+from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, looks_like_mask,
+                              read_class_mask, read_image, read_label_mask, read_mask)
 from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_image
 from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, resize_image, resize_mask,
                                    tile_origins)
@@ -125,7 +125,8 @@ class _BaseDataset(keras.utils.PyDataset):
         return [sample.image]
 
     def _verify(self):
-        bad = [str(p) for s in self.samples for p in self._paths(s) if not looks_like_image(p)]
+        bad = [str(p) for s in self.samples for i, p in enumerate(self._paths(s))
+               if not (looks_like_mask(p) if i else looks_like_image(p))]
         if bad:
             raise ImageReadError(f"{len(bad)} file(s) are missing, empty or not PNG/JPEG/TIFF/BMP "
                                  f"images:\n  " + "\n  ".join(bad[:50])
@@ -336,16 +337,17 @@ class SegmentationDataset(_BaseDataset):
     def _paths(self, sample):
         return [sample.image, sample.mask]
 
-    def _read_mask(self, sample):
+    def _read_mask(self, sample, shape):
+        # shape: the image's, to draw XML outline masks (MoNuSeg) at.
         if self.mask_mode == "binary":
-            return read_mask(sample.mask, self.mask_threshold, sample.mask_type)
+            return read_mask(sample.mask, self.mask_threshold, sample.mask_type, shape=shape)
         if self.mask_mode in ("instances", "distance"):
-            return read_label_mask(sample.mask)
+            return read_label_mask(sample.mask, shape=shape)
         return read_class_mask(sample.mask, self.num_classes, self.class_values)
 
     def _read_raw(self, sample):
         image = read_image(sample.image, channels=self.channels, page=self.page)
-        mask = self._read_mask(sample)
+        mask = self._read_mask(sample, image.shape[:2])
         if mask.shape != image.shape[:2]:
             raise ImageReadError(f"mask {sample.mask} is {mask.shape[1]}x{mask.shape[0]} but "
                                  f"its image {sample.image} is {image.shape[1]}x{image.shape[0]}")

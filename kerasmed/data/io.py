@@ -9,6 +9,9 @@ encodings:
 ``read_label_mask``  integer labels kept as stored (instance labels such as GlaS annotations).
 ``read_class_mask``  class indices ``0..K-1`` for multi-class segmentation, optionally mapped from
                      stored grey levels or RGB colours.
+
+Instance masks may also be Aperio ImageScope XML outlines (MoNuSeg's ``Annotations/*.xml``): one
+polygon per nucleus, drawn into labels 1..N at the image's size (``read_outline_mask``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import cv2
 import numpy as np
 
 __all__ = ["ImageReadError", "MaskValueError", "read_image", "read_mask", "read_label_mask",
-           "read_class_mask", "binarize_mask", "image_size", "looks_like_image", "IMAGE_EXTENSIONS"]
+           "read_class_mask", "read_outline_mask", "binarize_mask", "image_size",
+           "looks_like_image", "looks_like_mask", "IMAGE_EXTENSIONS", "OUTLINE_EXTENSIONS"]
+
+OUTLINE_EXTENSIONS = (".xml",)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
@@ -55,6 +61,52 @@ def looks_like_image(path) -> bool:
     except OSError:
         return False
     return any(head.startswith(sig) for sig in _SIGNATURES)
+
+
+def looks_like_mask(path) -> bool:
+    """``looks_like_image``, or an XML outline file (MoNuSeg) that exists and starts with '<'."""
+    if Path(path).suffix.lower() not in OUTLINE_EXTENSIONS:
+        return looks_like_image(path)
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<")
+    except OSError:
+        return False
+
+
+def read_outline_mask(path, shape) -> np.ndarray:
+    """Instance labels ``(H, W)`` (``int32``) from an Aperio ImageScope XML file of outlines.
+
+    Every ``Region`` of the file (MoNuSeg: one per nucleus) is a polygon of ``Vertex`` X, Y
+    pixel coordinates; region k (in file order) is filled with label k, a later region drawn
+    over an earlier one where they overlap. Regions with fewer than three vertices are skipped.
+    ``shape`` is the ``(height, width)`` of the image the outlines belong to.
+
+    Raises:
+        ImageReadError: the file is missing or is not well-formed XML (names the path).
+        MaskValueError: a vertex lacks a numeric X or Y.
+    """
+    import xml.etree.ElementTree as ElementTree
+
+    path = Path(path)
+    try:
+        tree = ElementTree.fromstring(_read_bytes(path))
+    except ElementTree.ParseError as err:
+        raise ImageReadError(f"outline file {path} is not well-formed XML: {err}") from err
+    labels = np.zeros(tuple(int(v) for v in shape[:2]), np.int32)
+    label = 0
+    for region in tree.iter("Region"):
+        try:
+            points = [(float(v.attrib["X"]), float(v.attrib["Y"])) for v in region.iter("Vertex")]
+        except (KeyError, ValueError) as err:
+            raise MaskValueError(f"outline file {path}: region {region.attrib.get('Id', '?')} "
+                                 f"has a vertex without numeric X and Y") from err
+        if len(points) < 3:
+            continue
+        label += 1
+        polygon = np.round(np.asarray(points)).astype(np.int32)
+        cv2.fillPoly(labels, [polygon], label)
+    return labels
 
 
 def _jpeg_truncated(data: bytes) -> bool:
@@ -243,7 +295,8 @@ def binarize_mask(mask: np.ndarray, threshold: float | None = None, path=None) -
     return (mask > cut).astype(np.uint8)
 
 
-def read_mask(path, threshold: float | None = None, mask_type: str | None = None) -> np.ndarray:
+def read_mask(path, threshold: float | None = None, mask_type: str | None = None,
+              shape=None) -> np.ndarray:
     """Read a binary segmentation mask as a ``(H, W)`` ``uint8`` array of 0 and 1.
 
     Multi-channel masks (some CVC-ClinicDB copies store RGB masks) are reduced by their maximum
@@ -256,6 +309,8 @@ def read_mask(path, threshold: float | None = None, mask_type: str | None = None
         MaskValueError: the values do not look like a binary mask (names the path and values).
     """
     path = Path(path)
+    if path.suffix.lower() in OUTLINE_EXTENSIONS:  # outlines of instances: foreground is > 0
+        return (read_label_mask(path, shape) > 0).astype(np.uint8)
     mask = _read_mask_array(path)
     mask = mask[..., :3].max(axis=2) if mask.shape[2] > 1 else mask[..., 0]
     if mask_type in ("instances", "labels") and threshold is None:
@@ -274,13 +329,18 @@ def _single_channel(mask, path):
     return colour[..., 0]
 
 
-def read_label_mask(path) -> np.ndarray:
+def read_label_mask(path, shape=None) -> np.ndarray:
     """Read an integer label mask (instance labels 0 = background, 1..k) as ``(H, W)``, as stored.
 
     Grey masks stored with three identical channels are accepted; palette images give their
-    indices. Raises ``MaskValueError`` for colour-coded or non-integer masks.
+    indices. Raises ``MaskValueError`` for colour-coded or non-integer masks. An XML outline
+    file (MoNuSeg) is drawn at ``shape``, the image's ``(height, width)``.
     """
     path = Path(path)
+    if path.suffix.lower() in OUTLINE_EXTENSIONS:
+        if shape is None:
+            raise ValueError(f"outline file {path}: the image's shape is needed to draw it")
+        return read_outline_mask(path, shape)
     mask = _single_channel(_read_mask_array(path), path)
     if np.issubdtype(mask.dtype, np.floating):
         if not np.all(mask == np.round(mask)) or mask.min() < 0:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 __all__ = ["write_image", "make_cvc_clinicdb", "make_kvasir_seg", "make_glas", "make_isic2018",
-           "make_oct2017", "make_microscopy16", "make_nuclei", "nuclei_pair", "blob_pair"]
+           "make_oct2017", "make_microscopy16", "make_nuclei", "make_monuseg", "nuclei_pair", "outline_xml", "blob_pair"]
 
 
 def write_image(path, array, params=()):
@@ -198,4 +198,43 @@ def make_nuclei(root, n=6, height=48, width=48, n_nuclei=6, seed=0) -> Path:
         image, labels = nuclei_pair(rng, height, width, n_nuclei)
         write_image(root / "images" / f"{k}.png", image)
         write_image(root / "masks" / f"{k}.png", labels)
+    return root
+
+
+def outline_xml(labels) -> str:
+    """Aperio ImageScope XML (as MoNuSeg's annotations) with one Region per label: its outer
+    contour's pixel centres as Vertex X, Y."""
+    regions = []
+    for k, value in enumerate((v for v in np.unique(labels) if v), start=1):
+        contours, _ = cv2.findContours((labels == value).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
+        contour = max(contours, key=len)[:, 0]
+        vertices = "".join(f'<Vertex X="{x:.3f}" Y="{y:.3f}" Z="0"/>' for x, y in contour)
+        regions.append(f'<Region Id="{k}" Type="0" Zoom="1" Selected="0"><Attributes/>'
+                       f'<Vertices>{vertices}</Vertices></Region>')
+    return ('<?xml version="1.0"?>\n<Annotations MicronsPerPixel="0.252000"><Annotation Id="1" '
+            'Name="" ReadOnly="0" LineColor="65280"><Attributes/><Regions>'
+            '<RegionAttributeHeaders/>' + "".join(regions)
+            + '</Regions><Plots/></Annotation></Annotations>\n')
+
+
+def make_monuseg(root, train=3, test=2, height=48, width=48, n_nuclei=6, seed=0) -> Path:
+    """MoNuSeg 2018 as it unpacks: ``root/MoNuSeg 2018 Training Data/Tissue Images/<TCGA>.tif``
+    with ``Annotations/<TCGA>.xml`` outlines, and ``root/MoNuSegTestData/`` holding both kinds
+    of file. The first two training images share a patient (the first three fields of the TCGA
+    name). Returns ``root``."""
+    rng = np.random.default_rng(seed)
+    root = Path(root)
+    train_dir = root / "MoNuSeg 2018 Training Data"
+    for k in range(train + test):
+        patient = f"TCGA-{18 + max(k - 1, 0):02d}-{5592 + k:04d}" if k else "TCGA-18-5593"
+        name = f"{patient}-01Z-00-DX{k + 1}"
+        image, labels = nuclei_pair(rng, height, width, n_nuclei)
+        if k < train:
+            images, outlines = train_dir / "Tissue Images", train_dir / "Annotations"
+        else:
+            images = outlines = root / "MoNuSegTestData"
+        write_image(images / f"{name}.tif", image)
+        outlines.mkdir(parents=True, exist_ok=True)
+        (outlines / f"{name}.xml").write_text(outline_xml(labels))
     return root
