@@ -1,4 +1,5 @@
-"""Run a snippet under the JAX backend in a subprocess, started early so it overlaps other tests.
+"""Run a snippet under the JAX (or PyTorch) backend in a subprocess, started early so it overlaps
+other tests.
 
 A test module starts its snippet from a module-scoped autouse fixture (``start``) and checks the
 result in its last test (``finish``). XLA's CPU backend optimisation is turned off in the
@@ -12,8 +13,8 @@ import sys
 import textwrap
 
 
-def start(code: str) -> subprocess.Popen:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3",
+def start(code: str, backend: str = "jax") -> subprocess.Popen:
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "XLA_FLAGS": "--xla_backend_optimization_level=0"}
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -26,7 +27,7 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"JAX subprocess timed out after {timeout} s:\n{err[-3000:]}")
+        raise AssertionError(f"backend subprocess timed out after {timeout} s:\n{err[-3000:]}")
     assert proc.returncode == 0, err[-3000:]
     return out
 

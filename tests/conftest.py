@@ -59,3 +59,13 @@ def finished_run(tmp_path_factory):
     assert train_main([str(path), "--output", str(out)]) == 0
     (run_dir,) = out.iterdir()
     return run_dir, path, out, config
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Start the PyTorch-backend subprocess as soon as its test is selected, so that it runs
+    beside the other tests (see tests/test_torch_backend.py)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is not None and module.__name__.endswith("test_torch_backend"):
+            module.start_early()
+            break
