@@ -1,15 +1,21 @@
 """The PyTorch backend: every registered network builds, trains a step with kerasmed's losses
 and metrics, and reloads from .keras with identical predictions; the loaders feed ``fit``; the
-auxiliary-loss weight changes the loss. One subprocess (KERAS_BACKEND=torch), started when the
-module starts so that it overlaps the module's other work."""
+auxiliary-loss weight changes the loss. One subprocess (KERAS_BACKEND=torch), started as soon as
+collection selects this module so that it runs beside the rest of the session.
+
+The same check of the four pretrained-backbone families runs on JAX (the other networks have
+their JAX checks in their own test modules)."""
+
+import textwrap
 
 import _jax_backend
-
 import pytest
 
-TORCH_CODE = """
+from kerasmed.models import list_models
+
+CODE = """
     import numpy as np, keras, tempfile, os
-    assert keras.backend.backend() == "torch"
+    assert keras.backend.backend() == BACKEND
     from kerasmed.models import build, list_models
     from kerasmed import losses, metrics
     from kerasmed.training.aux_weight import auxiliary_losses, set_auxiliary_weight
@@ -29,6 +35,9 @@ TORCH_CODE = """
         cases[family] = dict(backbone_name="mobilenetv2", input_shape=(size, size, 3),
                              encoder_weights=None)
     assert sorted(cases) == list_models(), sorted(set(list_models()) ^ set(cases))
+    if BACKEND == "jax":
+        cases = {k: v for k, v in cases.items() if k in ("backbone_unet", "fpn", "linknet",
+                                                         "pspnet")}
     rng = np.random.default_rng(0)
     for name, params in cases.items():
         model = build(name, **params)
@@ -57,6 +66,10 @@ TORCH_CODE = """
             np.testing.assert_allclose(p, q, atol=1e-6, err_msg=name)
         print(name, "ok", flush=True)
 
+    if BACKEND == "jax":  # the auxiliary weight and fit on JAX are checked elsewhere
+        print("all ok")
+        raise SystemExit(0)
+
     # The 1/epoch auxiliary weight really changes the loss on torch.
     model = build("micronet", variant=252, width=1 / 32)
     model.compile(keras.optimizers.SGD(0.0), loss=auxiliary_losses(model, "mse"))
@@ -67,6 +80,7 @@ TORCH_CODE = """
     quarter = model.evaluate(mx, my, verbose=0, return_dict=True)
     assert abs(quarter["aux1_loss"] - 0.25 * full["aux1_loss"]) < 1e-5, (full, quarter)
     assert abs(quarter["main_loss"] - full["main_loss"]) < 1e-6, (full, quarter)
+    print("auxiliary weight ok", flush=True)
 
     # kerasmed's PyDataset feeds fit on torch.
     from kerasmed.data.dataset import SegmentationDataset
@@ -83,24 +97,34 @@ TORCH_CODE = """
 """
 
 
-_PROCESS = []
+_PROCESSES = {}
 
 
 def start_early():
-    """Called by conftest.py once collection selects this module: the subprocess (about two
-    minutes of CPU) then runs beside the whole session instead of after it."""
-    if not _PROCESS:
-        _PROCESS.append(_jax_backend.start(TORCH_CODE, backend="torch"))
+    """Called by conftest.py once collection selects this module: the subprocesses (about two
+    minutes of CPU for torch) then run beside the whole session instead of after it."""
+    for backend in ("torch", "jax"):
+        if backend not in _PROCESSES:
+            code = f"BACKEND = {backend!r}\n" + textwrap.dedent(CODE)
+            _PROCESSES[backend] = _jax_backend.start(code, backend=backend)
 
 
 @pytest.fixture(scope="module")
-def torch_run():
+def runs():
     start_early()
-    yield _PROCESS[0]
-    _jax_backend.stop(_PROCESS[0])
+    yield _PROCESSES
+    for proc in _PROCESSES.values():
+        _jax_backend.stop(proc)
 
 
-def test_every_network_trains_saves_and_reloads_on_torch(torch_run):
-    lines = _jax_backend.finish(torch_run).split()
-    assert lines[-2:] == ["all", "ok"], lines
-    assert len([w for w in lines if w == "ok"]) == 14 + 1
+def test_every_network_trains_saves_and_reloads_on_torch(runs):
+    lines = _jax_backend.finish(runs["torch"]).splitlines()
+    assert lines[-1] == "all ok", lines
+    assert sorted(line.split()[0] for line in lines if line.endswith(" ok")) == sorted(
+        list_models() + ["auxiliary", "all"])
+
+
+def test_backbone_families_train_save_and_reload_on_jax(runs):
+    lines = _jax_backend.finish(runs["jax"]).splitlines()
+    assert lines[-1] == "all ok", lines
+    assert {"backbone_unet ok", "fpn ok", "linknet ok", "pspnet ok"} <= set(lines)
