@@ -76,6 +76,30 @@ def _custom_taps(encoder_features_arg):
     return dict(zip((16, 8, 4, 2), taps))
 
 
+def _skip_decoder(block, backbone_name, input_shape, encoder_weights, encoder_features,
+                  decoder_filters, decoder_block_type, decoder_use_batchnorm):
+    """The decoder path of Unet and Linknet, which differ only in ``block``.
+
+    The front (all five strides), segmentation_models' two-conv 512-filter center block when
+    the encoder ends in a pooling (VGG), then five ``block(x, skip, filters, stage=...,
+    block_type=..., batch_norm=...)`` stages from stride 32 to 1, with the encoder's skip at
+    strides 16, 8, 4, 2 (``None`` where the backbone has none). Returns (inputs, x, Encoder).
+    """
+    if len(decoder_filters) != 5:
+        raise ValueError(f"decoder_filters needs 5 entries (strides 32 -> 1), got {decoder_filters}")
+    inputs, features, encoder = _front(backbone_name, input_shape, encoder_weights,
+                                       (2, 4, 8, 16, 32), taps=_custom_taps(encoder_features))
+    x = features[32]
+    if encoder.ends_with_pooling:
+        x = conv_bn_act(x, 512, 3, name="center_block1", batch_norm=decoder_use_batchnorm)
+        x = conv_bn_act(x, 512, 3, name="center_block2", batch_norm=decoder_use_batchnorm)
+    for stage, filters in enumerate(decoder_filters):
+        skip = features.get(16 // 2**stage) if stage < 4 else None
+        x = block(x, skip, filters, stage=stage, block_type=decoder_block_type,
+                  batch_norm=decoder_use_batchnorm)
+    return inputs, x, encoder
+
+
 def _finish(inputs, x, encoder, *, classes, activation, encoder_freeze, weights, name,
             kernel_size=3, upsample=None):
     """The head (conv to ``classes``, optional upsampling, activation; float32), the model."""
@@ -151,18 +175,9 @@ def Unet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation
         segmentation_models): vgg16 23,752,273; mobilenetv2 8,047,441; inceptionv3
         29,933,105. resnet50 (keras.applications ResNet50): 32,602,769.
     """
-    if len(decoder_filters) != 5:
-        raise ValueError(f"decoder_filters needs 5 entries (strides 32 -> 1), got {decoder_filters}")
-    inputs, features, encoder = _front(backbone_name, input_shape, encoder_weights,
-                                       (2, 4, 8, 16, 32), taps=_custom_taps(encoder_features))
-    x = features[32]
-    if encoder.ends_with_pooling:
-        x = conv_bn_act(x, 512, 3, name="center_block1", batch_norm=decoder_use_batchnorm)
-        x = conv_bn_act(x, 512, 3, name="center_block2", batch_norm=decoder_use_batchnorm)
-    for stage, filters in enumerate(decoder_filters):
-        skip = features.get(16 // 2**stage) if stage < 4 else None
-        x = unet_decoder_block(x, skip, filters, stage=stage, block_type=decoder_block_type,
-                               batch_norm=decoder_use_batchnorm)
+    inputs, x, encoder = _skip_decoder(unet_decoder_block, backbone_name, input_shape,
+                                       encoder_weights, encoder_features, decoder_filters,
+                                       decoder_block_type, decoder_use_batchnorm)
     return _finish(inputs, x, encoder, classes=classes, activation=activation,
                    encoder_freeze=encoder_freeze, weights=weights,
                    name=name or f"unet_{encoder.spec.name}")
@@ -274,18 +289,9 @@ def Linknet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activat
         A ``keras.Model`` mapping ``(batch, H, W, C)`` images in [0, 1] to
         ``(batch, H, W, classes)``.
     """
-    if len(decoder_filters) != 5:
-        raise ValueError(f"decoder_filters needs 5 entries (strides 32 -> 1), got {decoder_filters}")
-    inputs, features, encoder = _front(backbone_name, input_shape, encoder_weights,
-                                       (2, 4, 8, 16, 32), taps=_custom_taps(encoder_features))
-    x = features[32]
-    if encoder.ends_with_pooling:
-        x = conv_bn_act(x, 512, 3, name="center_block1", batch_norm=decoder_use_batchnorm)
-        x = conv_bn_act(x, 512, 3, name="center_block2", batch_norm=decoder_use_batchnorm)
-    for stage, filters in enumerate(decoder_filters):
-        skip = features.get(16 // 2**stage) if stage < 4 else None
-        x = linknet_decoder_block(x, skip, filters, stage=stage, block_type=decoder_block_type,
-                                  batch_norm=decoder_use_batchnorm)
+    inputs, x, encoder = _skip_decoder(linknet_decoder_block, backbone_name, input_shape,
+                                       encoder_weights, encoder_features, decoder_filters,
+                                       decoder_block_type, decoder_use_batchnorm)
     return _finish(inputs, x, encoder, classes=classes, activation=activation,
                    encoder_freeze=encoder_freeze, weights=weights,
                    name=name or f"linknet_{encoder.spec.name}")

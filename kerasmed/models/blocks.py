@@ -271,6 +271,17 @@ class SpatialBroadcast(layers.Layer):
 __all__ += ["unet_decoder_block", "linknet_decoder_block", "fpn_block", "psp_pyramid_level"]
 
 
+def _transpose_bn_relu(x, filters, name, batch_norm):
+    """4x4 stride-2 transpose conv, BatchNormalization (optional), ReLU: segmentation_models'
+    transpose upsampling, layers ``{name}_transpose`` (no bias when BN follows), ``{name}_bn``,
+    ``{name}_relu``. Returns the output, at twice the input's resolution."""
+    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not batch_norm,
+                               name=f"{name}_transpose")(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
 def unet_decoder_block(x, skip, filters, *, stage, block_type="upsampling", batch_norm=True):
     """One U-Net decoder stage (Ronneberger et al. 2015) as segmentation_models builds it.
 
@@ -286,11 +297,7 @@ def unet_decoder_block(x, skip, filters, *, stage, block_type="upsampling", batc
         x = conv_bn_act(x, filters, 3, name=f"{name}a", batch_norm=batch_norm)
         return conv_bn_act(x, filters, 3, name=f"{name}b", batch_norm=batch_norm)
     if block_type == "transpose":
-        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=not batch_norm,
-                                   name=f"{name}a_transpose")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}a_bn")(x)
-        x = layers.Activation("relu", name=f"{name}a_relu")(x)
+        x = _transpose_bn_relu(x, filters, f"{name}a", batch_norm)
         if skip is not None:
             x = layers.Concatenate(name=f"{name}_concat")([x, skip])
         return conv_bn_act(x, filters, 3, name=f"{name}b", batch_norm=batch_norm)
@@ -312,11 +319,7 @@ def linknet_decoder_block(x, skip, filters, *, stage, block_type="upsampling", b
         x = layers.UpSampling2D(2, name=f"{name}_upsampling")(x)
         x = conv_bn_act(x, mid, 3, name=f"{name}b", batch_norm=batch_norm)
     elif block_type == "transpose":
-        x = layers.Conv2DTranspose(mid, 4, strides=2, padding="same", use_bias=not batch_norm,
-                                   name=f"{name}b_transpose")(x)
-        if batch_norm:
-            x = layers.BatchNormalization(name=f"{name}b_bn")(x)
-        x = layers.Activation("relu", name=f"{name}b_relu")(x)
+        x = _transpose_bn_relu(x, mid, f"{name}b", batch_norm)
     else:
         raise ValueError(f"decoder_block_type must be 'upsampling' or 'transpose', "
                          f"got {block_type!r}")
