@@ -11,8 +11,12 @@ model, appended as they finish, so an interrupted run resumes where it stopped).
     python benchmarks/backbone_matrix.py                       # everything -> backbone_matrix.csv
     python benchmarks/backbone_matrix.py --backbones vgg16,resnet50 --out /tmp/m.csv
 
-This is the exhaustive check behind tests/test_models_backbones.py, which builds every
-backbone once at 64x64 (taps and output shape) and trains/saves a few.
+At the end it prints the table of docs/models.md ("Every encoder in every family"): the
+parameters of each model, with FAILED where a check did not pass.
+
+This is the exhaustive check behind tests/test_models_backbones.py, which builds all 144
+models at 96x96 (Inception 192x192; output shape and taps) and trains / saves / reloads one
+family per backbone.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ def main(argv=None):
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--out", default="backbone_matrix.csv")
     args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from kerasmed.models.backbones import list_backbones
 
     backbones = [b for b in args.backbones.split(",") if b] or list_backbones()
@@ -110,7 +115,29 @@ def main(argv=None):
                 print(json.dumps(row), flush=True)
             f.flush()
             print(f"# {backbone}: {time.perf_counter() - start:.0f} s", flush=True)
+    with open(args.out, newline="") as f:
+        print(markdown_table(list(csv.DictReader(f)), backbones, families))
     return 0
+
+
+def markdown_table(rows, backbones, families):
+    """The parameter counts of ``rows`` (CSV rows), a backbone a line, a family a column."""
+    cells = {(r["backbone"], r["family"]): r for r in rows}
+    titles = {"unet": "`backbone_unet`", "pspnet": "`pspnet` (288x288)"}
+    lines = ["| backbone | " + " | ".join(titles.get(f, f"`{f}`") for f in families) + " |",
+             "|---|" + "---:|" * len(families)]
+    for backbone in backbones:
+        row = []
+        for family in families:
+            cell = cells.get((backbone, family))
+            if cell is None:
+                row.append("")
+            elif str(cell["ok"]) != "True":
+                row.append(f"FAILED ({cell.get('error') or 'check'})"[:80])
+            else:
+                row.append(f"{int(cell['params']):,}")
+        lines.append(f"| {backbone} | " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
