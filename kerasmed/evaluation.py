@@ -17,13 +17,12 @@ against the instance labels with AJI, object F1 and object Dice (``kerasmed.inst
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from scipy import ndimage
-
-from dataclasses import dataclass
 
 from kerasmed.data.normalize import make_normalizer, normalize_image
 from kerasmed.data.io import read_image, read_label_mask, read_mask

@@ -30,7 +30,8 @@ import keras
 from keras import ops
 
 __all__ = ["DiceLoss", "JaccardLoss", "BCEDiceLoss", "FocalLoss", "TverskyLoss",
-           "FocalTverskyLoss", "WeightedCrossentropyLoss", "get", "available", "MODES", "prepare", "confusion_sums",
+           "FocalTverskyLoss", "WeightedCrossentropyLoss", "get", "available", "MODES", "prepare",
+           "confusion_sums",
            "tversky_index"]
 
 MODES = ("binary", "multiclass", "sparse")

@@ -3,8 +3,6 @@ and metrics, and reloads from .keras with identical predictions; the loaders fee
 auxiliary-loss weight changes the loss. One subprocess (KERAS_BACKEND=torch), started as soon as
 collection selects this module so that it runs beside the rest of the session."""
 
-import textwrap
-
 import _jax_backend
 import pytest
 
@@ -12,7 +10,7 @@ from kerasmed.models import get_spec, list_models
 
 CODE = """
     import numpy as np, keras, tempfile, os
-    assert keras.backend.backend() == BACKEND
+    assert keras.backend.backend() == "torch"
     from kerasmed.models import build, list_models
     from kerasmed import losses, metrics
     from kerasmed.training.aux_weight import auxiliary_losses, set_auxiliary_weight
@@ -87,24 +85,21 @@ CODE = """
 """
 
 
-_PROCESSES = {}
+_PROCESS = []
 
 
 def start_early():
     """Called by conftest.py once collection selects this module: the subprocess (about two
     minutes of CPU) then runs beside the whole session instead of after it."""
-    for backend in ("torch",):
-        if backend not in _PROCESSES:
-            code = f"BACKEND = {backend!r}\n" + textwrap.dedent(CODE)
-            _PROCESSES[backend] = _jax_backend.start(code, backend=backend)
+    if not _PROCESS:
+        _PROCESS.append(_jax_backend.start(CODE, backend="torch"))
 
 
 @pytest.fixture(scope="module")
-def runs():
+def torch_run():
     start_early()
-    yield _PROCESSES
-    for proc in _PROCESSES.values():
-        _jax_backend.stop(proc)
+    yield _PROCESS[0]
+    _jax_backend.stop(_PROCESS[0])
 
 
 def _kerasmed_models():
@@ -112,8 +107,8 @@ def _kerasmed_models():
     return [n for n in list_models() if get_spec(n).builder.__module__.startswith("kerasmed.")]
 
 
-def test_every_network_trains_saves_and_reloads_on_torch(runs):
-    lines = _jax_backend.finish(runs["torch"]).splitlines()
+def test_every_network_trains_saves_and_reloads_on_torch(torch_run):
+    lines = _jax_backend.finish(torch_run).splitlines()
     assert lines[-1] == "all ok", lines
     assert sorted(line.split()[0] for line in lines if line.endswith(" ok")) == sorted(
         _kerasmed_models() + ["auxiliary", "all"])

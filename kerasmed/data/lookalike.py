@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 __all__ = ["write_image", "make_cvc_clinicdb", "make_kvasir_seg", "make_glas", "make_isic2018",
-           "make_oct2017", "make_microscopy16", "make_nuclei", "make_monuseg", "nuclei_pair", "outline_xml", "blob_pair"]
+           "make_oct2017", "make_microscopy16", "make_nuclei", "make_monuseg", "nuclei_pair",
+           "outline_xml", "blob_pair"]
 
 
 def write_image(path, array, params=()):

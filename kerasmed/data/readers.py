@@ -25,7 +25,8 @@ from kerasmed.data.io import IMAGE_EXTENSIONS
 
 __all__ = ["Sample", "DatasetLayoutError", "READERS", "read_dataset", "read_folder_pair",
            "read_cvc_clinicdb", "read_kvasir_seg", "read_glas", "read_isic2018", "read_oct2017",
-           "read_csv", "read_monuseg", "assign_groups", "CVC_CLINICDB_SEQUENCES", "cvc_clinicdb_sequence"]
+           "read_csv", "read_monuseg", "assign_groups", "CVC_CLINICDB_SEQUENCES",
+           "cvc_clinicdb_sequence"]
 
 
 @dataclass(frozen=True)
@@ -547,20 +548,19 @@ _TCGA_PATIENT = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})", re.IGNORECASE)
 
 
 def _outline_files(folder: Path) -> dict[str, Path]:
-    return _by_stem(sorted((p for p in folder.iterdir() if p.is_file() and not
-                            p.name.startswith(".") and p.suffix.lower() == ".xml"),
-                           key=lambda p: _natural_key(p.name)))
+    # By stem; _pair puts the samples in natural order.
+    return _by_stem(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and p.suffix.lower() == ".xml")
 
 
 def _monuseg_parts(folder: Path):
     """``(image folder, outline folder, subset)`` of each MoNuSeg layout in ``folder``."""
-    parts = []
     if (folder / "Tissue Images").is_dir() and (folder / "Annotations").is_dir():
-        parts.append((folder / "Tissue Images", folder / "Annotations", "train"))
-    elif any(p.suffix.lower() == ".xml" for p in folder.iterdir()) and \
-            any(p.suffix.lower() in IMAGE_EXTENSIONS for p in folder.iterdir()):
-        parts.append((folder, folder, "test"))
-    return parts
+        return [(folder / "Tissue Images", folder / "Annotations", "train")]
+    suffixes = {p.suffix.lower() for p in folder.iterdir()}
+    if ".xml" in suffixes and suffixes & set(IMAGE_EXTENSIONS):
+        return [(folder, folder, "test")]
+    return []
 
 
 def read_monuseg(root, subsets=None, on_unpaired: str = "raise") -> list[Sample]:

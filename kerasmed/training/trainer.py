@@ -160,19 +160,22 @@ def _check_target_channels(config, model, where):
     data = config["data"]
     mode, one_hot = data["mask_mode"], data["one_hot"]
     out = model.outputs[-1].shape[-1]
+    hint = ""
     if mode == "classes" and not one_hot:
-        expected, fix = None, None  # sparse indices fit any number of output channels
+        expected = None  # sparse indices fit any number of output channels
     elif mode == "classes":
-        expected, fix = data["num_classes"] or len(data["class_values"] or ()), "data.num_classes"
-    elif mode == "binary" and one_hot:
-        expected, fix = 2, "data.one_hot (two channels: background, foreground)"
+        # None when neither is given: the loader reports that itself.
+        expected = data["num_classes"] or (len(data["class_values"])
+                                           if data["class_values"] else None)
+    elif mode == "binary":
+        expected = 2 if one_hot else 1
+        hint = ("" if one_hot else " (or data.one_hot: true for a two-class softmax head)")
     else:
-        expected, fix = 1, ("data.one_hot: true for a two-class softmax head"
-                            if mode == "binary" else "model.params.classes=1")
+        expected = 1
     if expected is not None and out != expected:
         raise ConfigError([f"{where}: data: mask_mode {mode!r} gives {expected}-channel targets "
                            f"but model {config['model']['name']!r} predicts {out} channel(s); "
-                           f"set {fix} or model.params.classes to match"])
+                           f"set model.params.classes={expected}{hint}"])
 
 
 def _target_size(model, image_size):
