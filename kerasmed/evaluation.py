@@ -302,8 +302,8 @@ def evaluate(model, samples, out_dir, *, channels=3, normalization="auto",
         scores += OBJECT_SCORES
         tp, fp, fn = (int(table[c].sum()) for c in ("tp", "fp", "fn"))
         summary["postprocess"] = dict(vars(postprocess))
-        summary["object_f1_pooled"] = {"value": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn
-                                       else 1.0, "tp": tp, "fp": fp, "fn": fn}
+        summary["object_f1_pooled"] = {"value": km_instances.f1_from_counts(tp, fp, fn),
+                                       "tp": tp, "fp": fp, "fn": fn}
     summary.update(_summarise(table, scores))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     order = table["aji" if postprocess is not None else "dice"].argsort(kind="stable").tolist()
