@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from kerasmed.training.rundir import replace_atomic  # noqa: E402
+from kerasmed.runfiles import replace_atomic  # noqa: E402
 
 __all__ = ["report", "plot_confusion_matrix", "ClassificationMetrics", "predict_labels",
            "evaluate_classifier"]

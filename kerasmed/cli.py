@@ -231,7 +231,7 @@ def eval_main(argv=None) -> int:
     from kerasmed.config import ConfigError
     from kerasmed.data.io import ImageReadError
     from kerasmed.data.readers import DatasetLayoutError
-    from kerasmed.training.rundir import create_run_dir
+    from kerasmed.runfiles import create_run_dir
 
     target = Path(args.target)
     try:

@@ -29,6 +29,8 @@ import re
 import keras
 from keras import ops
 
+from kerasmed.names import unknown_name_message
+
 __all__ = ["DiceLoss", "JaccardLoss", "BCEDiceLoss", "FocalLoss", "TverskyLoss",
            "FocalTverskyLoss", "WeightedCrossentropyLoss", "get", "available", "MODES", "prepare",
            "confusion_sums",
@@ -345,18 +347,11 @@ def _init_params(cls) -> list[str]:
     return list(dict.fromkeys(params))
 
 
-def _unknown(kind, name, choices) -> str:
-    # Imported here, not at module level: importing kerasmed.models builds every network module,
-    # which computing a loss under another backend should not need.
-    from kerasmed.models.registry import unknown_name_message
-    return unknown_name_message(kind, name, choices)
-
-
 def _construct(kind, name, cls, kwargs):
     params = _init_params(cls)
     for key in kwargs:
         if key not in params:
-            raise ValueError(_unknown(f"{kind} {name!r} argument", key, params))
+            raise ValueError(unknown_name_message(f"{kind} {name!r} argument", key, params))
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
@@ -392,7 +387,7 @@ def lookup(kind, spec, own: dict, aliases: dict, module, base, default_name=Fals
         found = None
     if found is None:
         choices = set(own) | set(aliases) | {n for n in classes if n.islower()}
-        raise ValueError(_unknown(kind, spec, choices))
+        raise ValueError(unknown_name_message(kind, spec, choices))
     if kwargs:
         raise ValueError(f"{kind} {spec!r} takes no arguments; got {sorted(kwargs)}")
     return found

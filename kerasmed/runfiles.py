@@ -1,4 +1,9 @@
-"""Run directories: one new folder per run, never an earlier run's."""
+"""Run and evaluation folders, and the files in them.
+
+One new folder per run (or evaluation), never an earlier one's; every file replaced in one
+step, so that a reader never sees it half-written. Training, evaluation and the experiment layer
+all write through these; the module imports nothing of kerasmed.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["create_run_dir", "write_json_atomic"]
+__all__ = ["create_run_dir", "write_json_atomic", "replace_atomic"]
 
 
 def create_run_dir(output_root, name: str) -> Path:

@@ -11,7 +11,7 @@ import pytest
 from kerasmed.cli import train_main
 from kerasmed.data.readers import read_folder_pair
 from kerasmed.data.dataset import SegmentationDataset
-from kerasmed.training.rundir import create_run_dir
+from kerasmed.runfiles import create_run_dir
 
 
 def test_run_directory_contents(finished_run):

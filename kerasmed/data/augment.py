@@ -38,7 +38,6 @@ process, whatever else runs concurrently.
 
 from __future__ import annotations
 
-import difflib
 import math
 import random as _pyrandom
 import types
@@ -47,6 +46,8 @@ import warnings
 import numpy as np
 from Augmentor import Operations as _ops
 from PIL import Image
+
+from kerasmed.names import did_you_mean
 
 __all__ = ["OPS", "build_augmentation", "validate_augmentation", "Augmentation"]
 
@@ -176,17 +177,15 @@ def validate_augmentation(spec) -> list[dict]:
             raise ValueError(f"{where}: missing 'op' (one of {sorted(OPS)})")
         name = entry["op"]
         if name not in OPS:
-            close = difflib.get_close_matches(str(name), list(OPS), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{where}: unknown op {name!r}.{hint} Valid ops: {sorted(OPS)}")
+            raise ValueError(f"{where}: unknown op {name!r}.{did_you_mean(name, OPS)} "
+                             f"Valid ops: {sorted(OPS)}")
         where = f"{where} ({name})"
         _, params, _, cross = OPS[name]
         valid = ["probability", *params]
         for key in entry:
             if key != "op" and key not in valid:
-                close = difflib.get_close_matches(str(key), valid, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ValueError(f"{where}: unknown key {key!r}.{hint} Valid keys: {valid}")
+                raise ValueError(f"{where}: unknown key {key!r}.{did_you_mean(key, valid)} "
+                                 f"Valid keys: {valid}")
         if "probability" not in entry:
             raise ValueError(f"{where}: missing 'probability' (0 < p <= 1)")
         problem = _number(0, 1, lo_open=True)(entry["probability"])

@@ -14,7 +14,6 @@ except the text and metadata files the publishers ship (``.txt``, ``.csv``, ``.j
 from __future__ import annotations
 
 import csv
-import difflib
 import inspect
 import re
 import warnings
@@ -22,6 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kerasmed.data.io import IMAGE_EXTENSIONS
+from kerasmed.names import did_you_mean
 
 __all__ = ["Sample", "DatasetLayoutError", "READERS", "read_dataset", "read_folder_pair",
            "read_cvc_clinicdb", "read_kvasir_seg", "read_glas", "read_isic2018", "read_oct2017",
@@ -631,9 +631,8 @@ def read_dataset(kind: str, root, groups=None, **options) -> list[Sample]:
         DatasetLayoutError: the folder does not have the layout (the message names the paths).
     """
     if kind not in READERS:
-        close = difflib.get_close_matches(str(kind), list(READERS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown dataset kind {kind!r}; choose one of {sorted(READERS)}.{hint}")
+        raise ValueError(f"unknown dataset kind {kind!r}; choose one of {sorted(READERS)}."
+                         f"{did_you_mean(kind, READERS)}")
     reader = READERS[kind]
     valid = [p for p in inspect.signature(reader).parameters if p != "root"]
     bad = [k for k in options if k not in valid]

@@ -144,9 +144,6 @@ def _shared_args(builder):
     "backbone_unet",
     description="U-Net (Ronneberger 2015) on a pretrained keras.applications encoder "
                 "(segmentation_models' Unet)",
-    defaults={"backbone_name": "vgg16", "encoder_weights": "imagenet", "encoder_freeze": False,
-              "decoder_block_type": "upsampling", "decoder_filters": (256, 128, 64, 32, 16),
-              "decoder_use_batchnorm": True},
 )
 @_shared_args
 def Unet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=_AUTO,
@@ -187,10 +184,7 @@ def Unet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation
     "fpn",
     description="FPN (Lin et al. 2017) segmentation network on a pretrained keras.applications "
                 "encoder (segmentation_models' FPN)",
-    defaults={"backbone_name": "vgg16", "encoder_weights": "imagenet", "encoder_freeze": False,
-              "pyramid_block_filters": 256, "segmentation_filters": 128,
-              "pyramid_use_batchnorm": True, "pyramid_aggregation": "concat",
-              "pyramid_dropout": None},
+    defaults={"segmentation_filters": 128},
 )
 @_shared_args
 def FPN(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=_AUTO,
@@ -257,9 +251,6 @@ def FPN(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=
     "linknet",
     description="LinkNet (Chaurasia & Culurciello 2017) on a pretrained keras.applications "
                 "encoder (segmentation_models' Linknet)",
-    defaults={"backbone_name": "vgg16", "encoder_weights": "imagenet", "encoder_freeze": False,
-              "decoder_block_type": "upsampling", "decoder_filters": (None, None, None, None, 16),
-              "decoder_use_batchnorm": True},
 )
 @_shared_args
 def Linknet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=_AUTO,
@@ -301,10 +292,6 @@ def Linknet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activat
     "pspnet",
     description="PSPNet (Zhao et al. 2017) on a pretrained keras.applications encoder "
                 "(segmentation_models' PSPNet)",
-    defaults={"backbone_name": "vgg16", "input_shape": (384, 384, 3),
-              "encoder_weights": "imagenet", "encoder_freeze": False, "downsample_factor": 8,
-              "psp_conv_filters": 512, "psp_pooling_type": "avg", "psp_use_batchnorm": True,
-              "psp_dropout": None},
 )
 @_shared_args
 def PSPNet(backbone_name="vgg16", input_shape=(384, 384, 3), classes=1, activation=_AUTO,

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 import keras
 from keras import layers, ops
 
+from kerasmed.names import unknown_name_message
+
 __all__ = ["BackboneSpec", "BACKBONES", "Encoder", "BackbonePreprocessing",
            "WeightsUnavailableError", "get_backbone_spec", "list_backbones", "build_encoder",
            "encoder_features", "imagenet_weights_file", "keras_cache_dir", "ENCODER_NAME",
@@ -210,7 +212,6 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     """The table entry of ``name`` (case-insensitive); ``ValueError`` names the nearest one."""
     key = str(name).lower()
     if key not in BACKBONES:
-        from kerasmed.models.registry import unknown_name_message
         raise ValueError(unknown_name_message("backbone", name, BACKBONES))
     return BACKBONES[key]
 

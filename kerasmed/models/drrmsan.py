@@ -96,8 +96,6 @@ def _side_head(x, classes, activation, factor, name, regularizer, dropout):
     "drrmsan",
     description="DRRMSAN (Pal et al.): MultiResUNet with a multi-scale input pyramid, "
                 "multi-branch attention gates and deep supervision",
-    defaults={"input_shape": (256, 256, 3), "alphas": (0.25, 0.25, 0.25, 0.25),
-              "learnable_alphas": False, "regularized": False, "filters": 32},
 )
 def drrmsan(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=32, alpha=1.67,
             alphas=(0.25, 0.25, 0.25, 0.25), learnable_alphas=False, single_output=False,

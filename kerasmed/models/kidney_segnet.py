@@ -72,8 +72,7 @@ def segnet_attention_gate(x, g, *, name, inter_channels=None):
 @register_model(
     "kidney_segnet",
     description="Kidney-SegNet (Aatresh, Lal et al. 2021): DiCE units, DiCE-ASPP, attention gates",
-    defaults={"input_shape": (512, 512, 3), "filters": 32, "aspp_filters": 256,
-              "aspp_rates": (4, 6, 8), "head": "distance"},
+    defaults={"aspp_filters": 256},
 )
 def kidney_segnet(input_shape=(512, 512, 3), classes=1, activation=_AUTO, filters=32,
                   aspp_filters=None, aspp_rates=(4, 6, 8), head="distance",

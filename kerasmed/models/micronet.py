@@ -102,8 +102,7 @@ def _resize_sizes(size, stages=4):
 @register_model(
     "micronet",
     description="Micro-Net-508 / -252 (Raza et al. 2019): multi-resolution input, auxiliary heads",
-    defaults={"input_shape": (508, 508, 3), "variant": 508, "classes": 2, "width": 1.0,
-              "dropout": 0.5, "batch_norm": True},
+    defaults={"input_shape": (508, 508, 3), "variant": 508},
 )
 def micronet(input_shape=None, variant=None, classes=2, activation=_AUTO, width=1.0,
              dropout=0.5, batch_norm=True, name=None):

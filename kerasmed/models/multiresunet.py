@@ -29,7 +29,6 @@ def multiresunet_encoder(x, filters=32, alpha=1.67):
 @register_model(
     "multiresunet",
     description="MultiResUNet (Ibtehaz & Rahman 2020)",
-    defaults={"input_shape": (256, 256, 3), "filters": 32, "alpha": 1.67},
 )
 def multiresunet(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=32, alpha=1.67,
                  name="multiresunet"):

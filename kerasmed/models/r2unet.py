@@ -13,10 +13,6 @@ from kerasmed.models.registry import register_model
 __all__ = ["r2unet", "attention_r2unet"]
 
 _AUTO = "auto"
-_DEFAULTS = {"input_shape": (256, 256, 3), "filters": 64, "depth": 4, "t": 2,
-             "shared_weights": True, "batch_norm": True, "dropout": 0.0,
-             "upsampling": "bilinear_conv"}
-
 
 def _r2unet_graph(input_shape, classes, activation, filters, depth, t, shared_weights, batch_norm,
                   dropout, upsampling, name, attention=False, gate_reduction=2):
@@ -43,7 +39,7 @@ def _r2unet_graph(input_shape, classes, activation, filters, depth, t, shared_we
 
 
 @register_model("r2unet", description="R2U-Net (Alom et al. 2018): U-Net of recurrent residual "
-                "conv blocks", defaults=_DEFAULTS)
+                "conv blocks")
 def r2unet(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=64, depth=4, t=2,
            shared_weights=True, batch_norm=True, dropout=0.0, upsampling="bilinear_conv",
            name="r2unet"):
@@ -75,7 +71,7 @@ def r2unet(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=64, d
 
 
 @register_model("attention_r2unet", description="Attention R2U-Net: R2U-Net with additive "
-                "attention gates on the skips", defaults={**_DEFAULTS, "gate_reduction": 2})
+                "attention gates on the skips")
 def attention_r2unet(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=64, depth=4,
                      t=2, shared_weights=True, batch_norm=True, dropout=0.0,
                      upsampling="bilinear_conv", gate_reduction=2, name="attention_r2unet"):

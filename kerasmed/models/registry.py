@@ -11,48 +11,77 @@ one) and a one-line description, in the manner of timm's model registry.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+from kerasmed.names import unknown_name_message
 
 __all__ = ["ModelSpec", "register_model", "build", "get_spec", "list_models", "default_config"]
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the registry knows about one network."""
+    """What the registry knows about one network.
+
+    ``paper`` holds only the keyword arguments where the paper's configuration differs from
+    the builder's own defaults; ``defaults`` is the builder's signature defaults with those
+    applied, so the documented configuration cannot drift from the code.
+    """
 
     name: str
     builder: Callable[..., Any]
     task: str
     description: str
-    defaults: dict = field(default_factory=dict)
+    paper: dict = field(default_factory=dict)
+
+    def _keyword_parameters(self):
+        return [p for p in inspect.signature(self.builder).parameters.values()
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
     def parameters(self) -> list[str]:
         """Names of the keyword arguments the builder accepts."""
-        return [
-            p.name
-            for p in inspect.signature(self.builder).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        ]
+        return [p.name for p in self._keyword_parameters()]
+
+    def signature_defaults(self) -> dict:
+        """The builder's own keyword defaults (``name`` left out)."""
+        return {p.name: p.default for p in self._keyword_parameters()
+                if p.default is not p.empty and p.name != "name"}
+
+    @property
+    def defaults(self) -> dict:
+        """The documented default (paper) configuration, as keyword arguments."""
+        return {**self.signature_defaults(), **self.paper}
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
 
 
-def register_model(name: str, *, task: str = "segmentation", description: str = "", defaults=None):
+def register_model(name: str, *, task: str = "segmentation", description: str = "",
+                   defaults=None):
     """Decorator that adds a builder to the registry under ``name``.
 
-    ``defaults`` documents the configuration the paper used; ``build`` does not apply it (the
-    builder's own keyword defaults do), so a user can see both with ``default_config``.
+    ``defaults`` lists only the keyword arguments where the paper's configuration differs from
+    the builder's own defaults (usually none: builders default to their paper). ``build`` does
+    not apply them (the builder's own defaults do); ``default_config`` shows the paper's
+    configuration. Raises ``ValueError`` for a name registered twice, or a ``defaults`` entry
+    that the builder does not take or that repeats its default.
     """
 
     def decorator(builder):
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is already registered")
         doc = description or (inspect.getdoc(builder) or "").split("\n", 1)[0]
-        _REGISTRY[name] = ModelSpec(name, builder, task, doc, dict(defaults or {}))
+        spec = ModelSpec(name, builder, task, doc, dict(defaults or {}))
+        signature = spec.signature_defaults()
+        for key, value in spec.paper.items():
+            if key not in spec.parameters():
+                raise ValueError(f"model {name!r}: paper configuration key {key!r} is not a "
+                                 f"parameter of {builder.__name__}")
+            if key in signature and signature[key] == value:
+                raise ValueError(f"model {name!r}: paper configuration {key}={value!r} repeats "
+                                 f"the builder's default; leave it out")
+        _REGISTRY[name] = spec
         return builder
 
     return decorator
@@ -61,13 +90,6 @@ def register_model(name: str, *, task: str = "segmentation", description: str = 
 def _ensure_loaded():
     # Builders register themselves on import; importing the package imports them all.
     import kerasmed.models  # noqa: F401
-
-
-def unknown_name_message(kind: str, name: str, choices) -> str:
-    """Message for an unknown name that suggests the nearest valid one."""
-    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown {kind} {name!r}.{hint} Valid names: {', '.join(sorted(choices))}"
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -85,8 +107,9 @@ def list_models(task: str | None = None) -> list[str]:
 
 
 def default_config(name: str) -> dict:
-    """The documented default (paper) configuration of a network, as keyword arguments."""
-    return dict(get_spec(name).defaults)
+    """The documented default (paper) configuration of a network, as keyword arguments: the
+    builder's signature defaults with the registry's paper entries applied."""
+    return get_spec(name).defaults
 
 
 def build(name: str, **params):

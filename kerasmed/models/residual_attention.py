@@ -118,8 +118,6 @@ def _scale(channels, width):
     "residual_attention_network",
     task="classification",
     description="Residual Attention Network (Wang et al. 2017): Attention-56/92, small OCT net",
-    defaults={"input_shape": (224, 224, 3), "classes": 1000, "variant": "attention56",
-              "width": 1.0},
 )
 def residual_attention_network(input_shape=(224, 224, 3), classes=1000, activation="softmax",
                                variant="attention56", width=1.0, dropout=0.5, name=None):

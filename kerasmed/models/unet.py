@@ -63,8 +63,6 @@ def unet_graph(input_shape, classes, activation, filters, depth, batch_norm, dro
 @register_model(
     "unet",
     description="U-Net (Ronneberger et al. 2015)",
-    defaults={"input_shape": (256, 256, 3), "filters": 64, "depth": 4, "batch_norm": True,
-              "dropout": 0.0, "upsampling": "transpose"},
 )
 def unet(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=64, depth=4,
          batch_norm=True, dropout=0.0, upsampling="transpose", name="unet"):
@@ -98,8 +96,6 @@ def unet(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=64, dep
 @register_model(
     "attention_unet",
     description="Attention U-Net (Oktay et al. 2018): U-Net with attention-gated skips",
-    defaults={"input_shape": (256, 256, 3), "filters": 64, "depth": 4, "batch_norm": True,
-              "dropout": 0.0, "upsampling": "transpose", "gate_reduction": 2},
 )
 def attention_unet(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=64, depth=4,
                    batch_norm=True, dropout=0.0, upsampling="transpose", gate_reduction=2,

@@ -18,10 +18,6 @@ _AUTO = "auto"
 @register_model(
     "unet_parts",
     description="U-Net with switchable residual encoder, ASPP, CBAM and attention-gated skips",
-    defaults={"input_shape": (256, 256, 3), "filters": 64, "depth": 4, "batch_norm": True,
-              "dropout": 0.0, "upsampling": "transpose", "residual": True, "aspp": True,
-              "cbam": True, "attention": True, "gate_reduction": 2, "aspp_rates": (6, 12, 18),
-              "cbam_reduction": 16},
 )
 def unet_parts(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=64, depth=4,
                batch_norm=True, dropout=0.0, upsampling="transpose", residual=True, aspp=True,

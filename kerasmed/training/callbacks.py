@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from kerasmed.training.plots import plot_history
-from kerasmed.training.rundir import replace_atomic, write_json_atomic
+from kerasmed.runfiles import replace_atomic, write_json_atomic
 
 __all__ = ["DatasetEpoch", "HistoryLogger", "RunCheckpoint", "current_learning_rate"]
 

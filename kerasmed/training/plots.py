@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # runs on servers without a display; set before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 
-from kerasmed.training.rundir import replace_atomic  # noqa: E402
+from kerasmed.runfiles import replace_atomic  # noqa: E402
 
 __all__ = ["plot_history", "quantities"]
 

@@ -41,7 +41,7 @@ from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoi
 from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.loop import train_on_batch_loop
 from kerasmed.training.unfreeze import UnfreezeEncoder
-from kerasmed.training.rundir import create_run_dir, write_json_atomic
+from kerasmed.runfiles import create_run_dir, write_json_atomic
 
 __all__ = ["train", "train_kfold", "resume", "list_samples", "history_keys", "read_summary"]
 
