@@ -43,10 +43,10 @@ def train_main(argv=None) -> int:
         parser.error("give either an experiment file or --resume RUN_DIR")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # Imported here so that --help answers without loading TensorFlow.
-    from kerasmed.config import ConfigError, load_config
     from kerasmed.data.io import ImageReadError
     from kerasmed.data.readers import DatasetLayoutError
-    from kerasmed.training.trainer import read_summary, resume, train, train_kfold
+    from kerasmed.experiment import ConfigError, Experiment, resume, train, train_kfold
+    from kerasmed.training.trainer import read_summary
 
     try:
         if args.resume:
@@ -54,14 +54,14 @@ def train_main(argv=None) -> int:
                 parser.error("--set cannot change a run being resumed")
             run_dir = resume(args.resume)
         else:
-            config = load_config(args.config, args.overrides)
+            experiment = Experiment.from_file(args.config, args.overrides)
             if args.folds is not None:
                 if args.folds < 2:
                     parser.error("--folds needs at least 2 folds")
-                parent = train_kfold(config, args.folds, args.output, config_path=args.config)
+                parent = train_kfold(experiment, args.folds, args.output)
                 print(f"kerasmed-train: {args.folds} folds done; see {parent / 'folds.csv'}")
                 return 0
-            run_dir = train(config, args.output, config_path=args.config)
+            run_dir = train(experiment, args.output)
     except (ConfigError, DatasetLayoutError, ImageReadError, FileExistsError, ValueError) as err:
         print(f"kerasmed-train: error: {err}", file=sys.stderr)
         return 2
@@ -78,53 +78,15 @@ def train_main(argv=None) -> int:
 
 
 
-def _load_for_inference(target, checkpoint="best"):
-    """A model and its input settings from a run directory or a ``.keras`` file.
-
-    Returns ``(model, settings, run_config)``; ``run_config`` is ``None`` for a bare model file.
-    """
-    import json
-    from pathlib import Path
-
-    import keras
-
-    import kerasmed.losses  # noqa: F401  (registers the objects a checkpoint refers to)
-    import kerasmed.metrics  # noqa: F401
-    import kerasmed.models  # noqa: F401
-    from kerasmed.config import ConfigError
-
-    target = Path(target)
-    config = None
-    if target.is_dir():
-        path = target / f"{checkpoint}.keras"
-        config_path = target / "config.json"
-        if not path.exists() or not config_path.exists():
-            raise ConfigError([f"{target}: not a kerasmed run directory with {path.name} "
-                               f"and config.json"])
-        config = json.loads(config_path.read_text())
-    elif target.suffix == ".keras" and target.exists():
-        path = target
-    else:
-        raise ConfigError([f"{target}: expected a run directory or a .keras model file"])
-    model = keras.saving.load_model(path, compile=False)
-    channels = int(model.inputs[0].shape[-1])
-    data = (config or {}).get("data", {})
-    # Crop- and tile-trained models see images at native scale: predict them with tiles.
-    native = data.get("fit") in ("center_crop", "random_crop", "tile")
-    settings = {"channels": channels, "normalization": data.get("normalization", "auto"),
-                "mask_threshold": data.get("mask_threshold"),
-                "mode": "tile" if native else "resize"}
-    return model, settings, config
-
-
 def _inference_parser(prog, description):
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of a run directory to use (default: best)")
-    parser.add_argument("--mode", choices=("resize", "tile"), default=None,
-                        help="resize each image to the model's input, or slide overlapping "
-                             "model-sized tiles at native size (default: tile for runs trained "
-                             "on crops or tiles, resize otherwise)")
+    parser.add_argument("--mode", choices=("resize", "pad", "tile"), default=None,
+                        help="resize each image to the model's input, letterbox it (pad), or "
+                             "slide overlapping model-sized tiles at native size (default: as "
+                             "the run was trained: pad for data.fit pad, tile for crops and "
+                             "tiles, resize otherwise)")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average over flips and rotations")
     parser.add_argument("--threshold", type=float, default=0.5,
@@ -132,56 +94,6 @@ def _inference_parser(prog, description):
     parser.add_argument("--normalization", default=None,
                         help="override the run's data.normalization (dtype_range or minmax)")
     return parser
-
-
-def _eval_samples(args, config):
-    """The samples to evaluate: ``--data`` read with the run's reader, or the run's val split."""
-    import json
-    from pathlib import Path
-
-    from kerasmed.data.readers import read_dataset
-    from kerasmed.training.trainer import list_samples
-
-    data = (config or {}).get("data", {})
-    if args.data:
-        kind = args.dataset or (data.get("dataset") if data.get("dataset") not in
-                                (None, "synthetic_polyps") else "folder")
-        options = dict(data.get("options", {})) if kind == data.get("dataset") else {}
-        if kind == "folder":
-            options.update(images=args.images_dir, masks=args.masks_dir)
-            if args.mask_type:
-                options["mask_type"] = args.mask_type
-        if args.subsets:
-            options["subsets"] = args.subsets.split(",")
-        return read_dataset(kind, args.data, **options)
-    val = set(json.loads((Path(args.target) / "split.json").read_text())["val"])
-    return [s for s in list_samples(data) if str(s.image) in val]
-
-
-def _postprocess(args, config, samples):
-    """Object-level scoring for ``kerasmed-eval``: a ``Postprocess``, or ``None`` for pixels only.
-
-    The run's ``postprocess`` section gives the defaults and the command line overrides them.
-    ``auto`` scores objects for runs trained on distance maps (watershed) and for datasets whose
-    masks hold instance labels, such as GlaS (connected components of the probability map).
-    """
-    from kerasmed.config import SCHEMA
-    from kerasmed.evaluation import Postprocess
-
-    settings = {k: v.default for k, v in SCHEMA["postprocess"].items()}
-    settings.update((config or {}).get("postprocess", {}))
-    for key in ("foreground_threshold", "h", "min_size"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-    distance = (config or {}).get("data", {}).get("mask_mode") == "distance"
-    choice = args.instances or {True: "on", False: "off"}.get(settings["instances"], "auto")
-    if choice == "auto":
-        choice = "on" if distance or any(s.mask_type == "instances" for s in samples) else "off"
-    if choice == "off":
-        return None
-    source = choice if choice in ("distance", "probability") else \
-        ("distance" if distance else "probability")
-    return Postprocess(source=source, **{k: v for k, v in settings.items() if k != "instances"})
 
 
 def eval_main(argv=None) -> int:
@@ -225,50 +137,41 @@ def eval_main(argv=None) -> int:
                         help="instances: remove objects smaller than this many pixels")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import json
     from pathlib import Path
 
-    from kerasmed.config import ConfigError
     from kerasmed.data.io import ImageReadError
     from kerasmed.data.readers import DatasetLayoutError
+    from kerasmed.experiment import ConfigError, evaluation_samples, load_for_inference
     from kerasmed.runfiles import create_run_dir
 
     target = Path(args.target)
     try:
-        model, settings, config = _load_for_inference(target, args.checkpoint)
-        if not args.data and config is None:
+        run = load_for_inference(target, args.checkpoint, args.mode, args.normalization)
+        if not args.data and run.experiment is None:
             parser.error("--data is required with a bare model file")
-        samples = _eval_samples(args, config)
+        folder = {"images": args.images_dir, "masks": args.masks_dir}
+        if args.mask_type:
+            folder["mask_type"] = args.mask_type
+        samples = evaluation_samples(
+            run.experiment, args.data, args.dataset,
+            {"subsets": args.subsets.split(",")} if args.subsets else {}, folder)
         parent = Path(args.output) if args.output else (target if target.is_dir()
                                                         else target.parent)
-        normalization = args.normalization or settings["normalization"]
-        if len(model.outputs[-1].shape) == 2:  # (batch, classes): a classifier
-            from kerasmed.classification import evaluate_classifier
-            from kerasmed.data.dataset import ClassificationDataset
-
-            classes = (args.classes.split(",") if args.classes else
-                       json.loads((target / "split.json").read_text()).get("classes")
-                       if config is not None else None)
-            dataset = ClassificationDataset(
-                samples, batch_size=8, image_size=model.inputs[0].shape[1:3],
-                channels=settings["channels"], classes=classes, normalization=normalization,
-                fit=(config or {}).get("data", {}).get("fit", "resize"))
-            out_dir = create_run_dir(parent, "eval")
-            summary = evaluate_classifier(model, dataset, out_dir)
+        if run.is_classifier:
+            summary, out_dir = _evaluate_classifier(run, samples, args.classes, parent)
             print(f"kerasmed-eval: {summary['images']} images; accuracy "
                   f"{summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f}, mean AUC "
                   f"{summary['mean_auc']:.4f}; outputs in {out_dir}")
             return 0
         from kerasmed.evaluation import evaluate
 
-        postprocess = _postprocess(args, config, samples)
+        postprocess = run.postprocess(samples, args.instances,
+                                      foreground_threshold=args.foreground_threshold,
+                                      h=args.h, min_size=args.min_size)
         out_dir = create_run_dir(parent, "eval")
         try:
-            summary = evaluate(model, samples, out_dir, channels=settings["channels"],
-                               normalization=normalization,
-                               mask_threshold=settings["mask_threshold"],
-                               mode=args.mode or settings["mode"],
-                               tta=args.tta, threshold=args.threshold, n_overlays=args.overlays,
+            summary = evaluate(run.model, samples, out_dir, run.settings, tta=args.tta,
+                               threshold=args.threshold, n_overlays=args.overlays,
                                postprocess=postprocess)
         except BaseException:
             if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
@@ -277,7 +180,9 @@ def eval_main(argv=None) -> int:
     except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
         print(f"kerasmed-eval: error: {err}", file=sys.stderr)
         return 2
-    scores = ["dice", "iou", "precision", "recall", "hd95"]
+    from kerasmed.evaluation import PIXEL_SCORES
+
+    scores = list(PIXEL_SCORES)
     if postprocess is not None:
         scores += ["aji", "object_f1", "object_dice"]
     print(f"kerasmed-eval: {summary['images']} images; "
@@ -286,6 +191,28 @@ def eval_main(argv=None) -> int:
              if postprocess is not None else "")
           + f"; outputs in {out_dir}")
     return 0
+
+
+def _evaluate_classifier(run, samples, classes_arg, parent):
+    """``kerasmed-eval`` of a classifier: the run's own dataset settings, or for a bare model
+    the model's input size and the schema's batch size. Returns ``(summary, out_dir)``."""
+    from kerasmed.data.dataset import ClassificationDataset
+    from kerasmed.evaluation.classification import evaluate_classifier
+    from kerasmed.experiment import SCHEMA
+    from kerasmed.runfiles import create_run_dir
+
+    settings = run.settings
+    if run.experiment is not None:
+        classes = classes_arg.split(",") if classes_arg else run.experiment.class_names()
+        dataset = run.experiment.inference_dataset(samples, classes)
+    else:
+        classes = classes_arg.split(",") if classes_arg else None
+        dataset = ClassificationDataset(
+            samples, batch_size=SCHEMA["training"]["batch_size"].default,
+            image_size=settings.image_size, channels=settings.channels, classes=classes,
+            normalization=settings.normalization, fit=settings.fit)
+    out_dir = create_run_dir(parent, "eval")
+    return evaluate_classifier(run.model, dataset, out_dir, inference=settings.record()), out_dir
 
 
 def predict_main(argv=None) -> int:
@@ -307,9 +234,9 @@ def predict_main(argv=None) -> int:
     import cv2
     import numpy as np
 
-    from kerasmed.config import ConfigError
     from kerasmed.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image
     from kerasmed.evaluation import predict_image, to_mask
+    from kerasmed.experiment import ConfigError, load_for_inference
 
     paths = []
     for item in map(Path, args.images):
@@ -328,12 +255,13 @@ def predict_main(argv=None) -> int:
         print("kerasmed-predict: error: two input images share a file stem", file=sys.stderr)
         return 2
     try:
-        model, settings, _ = _load_for_inference(args.target, args.checkpoint)
+        run = load_for_inference(args.target, args.checkpoint, args.mode, args.normalization)
+        model, settings = run.model, run.settings
         out.mkdir(parents=True, exist_ok=True)
         for path, target in targets.items():
-            image = read_image(path, channels=settings["channels"])
-            prob = predict_image(model, image, args.mode or settings["mode"],
-                                 args.normalization or settings["normalization"],
+            image = read_image(path, channels=settings.channels)
+            prob = predict_image(model, image, settings.mode, settings.normalization,
+                                 pad_value=settings.pad_value,
                                  overlap=args.overlap, tta=args.tta)
             mask = to_mask(prob, args.threshold)
             scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are

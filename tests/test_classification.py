@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kerasmed.classification import plot_confusion_matrix, report
+from kerasmed.evaluation.classification import plot_confusion_matrix, report
 from kerasmed.cli import eval_main, train_main
 from kerasmed.data.lookalike import make_oct2017
 from kerasmed.models.registry import _REGISTRY, register_model

@@ -3,7 +3,7 @@ import copy
 import pytest
 
 from kerasmed.cli import train_main
-from kerasmed.config import ConfigError, load_config, validate_config
+from kerasmed.experiment.schema import ConfigError, load_config, validate_config
 
 
 def _problems(write_config, config):

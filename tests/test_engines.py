@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from kerasmed.cli import train_main
-from kerasmed.config import ConfigError
-from kerasmed.training.trainer import resume
+from kerasmed.experiment.schema import ConfigError
+from kerasmed.experiment import resume
 
 
 def _train(write_config, experiment, tmp_path, *overrides):
@@ -134,9 +134,10 @@ def test_kfold_runs_every_fold_and_tabulates_mean_and_std(write_config, tiny_exp
 
 
 def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
-    from kerasmed.config import SCHEMA
+    from kerasmed.experiment.schema import SCHEMA
     from kerasmed.training.aux_weight import AuxiliaryLossWeight, ScaledLoss
-    from kerasmed.training.trainer import _compile, _extra_callbacks
+    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.training.trainer import _extra_callbacks
 
     inputs = keras.Input((8, 8, 1))
     aux = keras.layers.Conv2D(1, 1, activation="sigmoid", name="aux1")(inputs)
@@ -144,13 +145,13 @@ def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
     model = keras.Model(inputs, [aux, main])
     training = {k: v.default for k, v in SCHEMA["training"].items() if hasattr(v, "default")}
     training["callbacks"] = {k: v.default for k, v in SCHEMA["training"]["callbacks"].items()}
-    _compile(model, training, steps_per_epoch=1)
+    compile_model(model, training, steps_per_epoch=1)
     assert isinstance(model.loss["aux1"], ScaledLoss) and not isinstance(model.loss["main"],
                                                                          ScaledLoss)
     assert any(isinstance(c, AuxiliaryLossWeight) for c in _extra_callbacks(tmp_path, training,
                                                                             model))
     training["auxiliary_weight"] = 0.5
-    _compile(model, training, steps_per_epoch=1)
+    compile_model(model, training, steps_per_epoch=1)
     assert float(model.loss["aux1"].weight.numpy()) == 0.5
     assert not any(isinstance(c, AuxiliaryLossWeight)
                    for c in _extra_callbacks(tmp_path, training, model))

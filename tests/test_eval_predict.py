@@ -117,7 +117,7 @@ def _nuclei_with_known_predictions(tmp_path):
     the truth with one of its three nuclei missing."""
     from kerasmed.data.lookalike import write_image
     from kerasmed.data.readers import read_folder_pair
-    from kerasmed.instances import distance_map
+    from kerasmed.data.targets import distance_map
 
     truth = np.zeros((32, 32), np.uint16)
     truth[4:12, 4:12], truth[4:12, 12:20], truth[20:28, 6:14] = 1, 2, 3

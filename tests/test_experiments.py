@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from kerasmed.cli import train_main
-from kerasmed.config import load_config
+from kerasmed.experiment.schema import load_config
 from kerasmed.cli import eval_main
 from kerasmed.data.lookalike import (make_cvc_clinicdb, make_glas, make_monuseg, make_nuclei,
                                      make_oct2017)

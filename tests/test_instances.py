@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from kerasmed.instances import (aggregated_jaccard_index, distance_map,
-                                instances_from_probabilities, object_detection_counts, object_dice,
-                                object_f1, object_metrics, watershed_from_distance)
+from kerasmed.data.targets import distance_map
+from kerasmed.evaluation.instances import (aggregated_jaccard_index, instances_from_probabilities,
+                                           object_detection_counts, object_dice, object_f1,
+                                           object_metrics, watershed_from_distance)
 
 
 def square(mask, label, top, left, size_h, size_w=None):

@@ -31,12 +31,14 @@ from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, look
 from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_image
 from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, resize_image, resize_mask,
                                    tile_origins)
-from kerasmed.instances import distance_map
+from kerasmed.data.targets import distance_map
 
 __all__ = ["SegmentationDataset", "ClassificationDataset", "normalize_image", "NORMALIZATIONS",
-           "MASK_MODES", "check_samples"]
+           "MASK_MODES", "TRAINING_MASK_MODES", "check_samples"]
 
-MASK_MODES = ("binary", "instances", "classes", "distance")
+# The targets a network trains on; "instances" keeps the labels themselves (evaluation).
+TRAINING_MASK_MODES = ("binary", "classes", "distance")
+MASK_MODES = TRAINING_MASK_MODES + ("instances",)
 
 
 def _resolve_augment(augment):
@@ -275,7 +277,7 @@ class SegmentationDataset(_BaseDataset):
             (int32 labels kept, ``(H, W, 1)``), ``"classes"`` (int32 class indices
             ``(H, W, 1)``, or float32 one-hot ``(H, W, num_classes)`` with ``one_hot``) or
             ``"distance"`` (float32 ``(H, W, 1)`` distance map of the instance labels, the
-            regression target of Kidney-SegNet; see ``kerasmed.instances.distance_map``).
+            regression target of Kidney-SegNet; see ``kerasmed.data.targets.distance_map``).
             Distance maps are computed per sample after resizing and augmentation, so they
             always describe the objects the network sees.
         distance_normalize: ``"distance"``: divide each object's distances by its own maximum

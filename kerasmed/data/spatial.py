@@ -10,8 +10,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["FIT_MODES", "resize_image", "resize_mask", "letterbox", "fit_pair", "crop_pair",
-           "crop_or_pad", "tile_origins"]
+__all__ = ["FIT_MODES", "resize_image", "resize_mask", "letterbox", "letterbox_window",
+           "fit_pair", "crop_pair", "crop_or_pad", "tile_origins"]
 
 FIT_MODES = ("resize", "pad", "center_crop", "random_crop", "tile")
 
@@ -44,18 +44,28 @@ def resize_mask(mask: np.ndarray, size) -> np.ndarray:
     return cv2.resize(work, (w, h), interpolation=_NEAREST).astype(mask.dtype)
 
 
+def letterbox_window(shape, size):
+    """Where a ``shape = (H, W)`` image lands when letterboxed into ``size``.
+
+    Returns ``(scale, top, left, height, width)``: the image, scaled by ``scale`` to
+    ``height x width``, occupies ``[top:top + height, left:left + width]``.
+    """
+    h, w = int(size[0]), int(size[1])
+    scale = min(h / shape[0], w / shape[1])
+    nh = max(1, min(h, int(round(shape[0] * scale))))
+    nw = max(1, min(w, int(round(shape[1] * scale))))
+    return scale, (h - nh) // 2, (w - nw) // 2, nh, nw
+
+
 def letterbox(image: np.ndarray, size, value=0, is_mask: bool = False):
     """Scale ``image`` to fit inside ``size`` keeping its aspect ratio, then pad (centred).
 
     Returns:
-        ``(out, (scale, top, left))``: undo with ``out[top:top + round(H * scale), left:...]``.
+        ``(out, (scale, top, left))``: ``letterbox_window`` gives the window to undo it with.
     """
     h, w = int(size[0]), int(size[1])
-    scale = min(h / image.shape[0], w / image.shape[1])
-    nh = max(1, min(h, int(round(image.shape[0] * scale))))
-    nw = max(1, min(w, int(round(image.shape[1] * scale))))
+    scale, top, left, nh, nw = letterbox_window(image.shape[:2], size)
     small = resize_mask(image, (nh, nw)) if is_mask else resize_image(image, (nh, nw))
-    top, left = (h - nh) // 2, (w - nw) // 2
     out = np.full((h, w) + image.shape[2:], value, dtype=image.dtype)
     out[top:top + nh, left:left + nw] = small
     return out, (scale, top, left)

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["make_polyp_image", "generate_polyp_dataset", "MANIFEST"]
+__all__ = ["make_polyp_image", "generate_polyp_dataset", "MANIFEST", "SYNTHETIC_DATASETS"]
 
 MANIFEST = "kerasmed_synthetic.json"
 _FORMAT_VERSION = 1
@@ -167,3 +167,7 @@ def generate_polyp_dataset(root, n_images: int = 200, height: int = 288, width: 
     # The manifest goes last: a half-written folder is never mistaken for a complete one.
     manifest.write_text(json.dumps(params, indent=2))
     return root
+
+
+# Datasets kerasmed generates itself (into ``data.root`` on first use), by experiment name.
+SYNTHETIC_DATASETS = {"synthetic_polyps": generate_polyp_dataset}

@@ -5,8 +5,8 @@ github.com/Aaatresh/kidney-segnet).
 A four-level encoder of DiCE units (``kerasmed.models.dice_unit``), a DiCE-based atrous spatial
 pyramid pooling (ASPP) at the bottleneck and a three-stage decoder whose skips pass through
 attention gates. The head regresses a distance map (ReLU, trained with MSE; instances come from
-a watershed on it, ``kerasmed.instances.watershed_from_distance``) or predicts a binary mask
-(sigmoid).
+a watershed on it, ``kerasmed.evaluation.instances.watershed_from_distance``) or predicts a
+binary mask (sigmoid).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def kidney_segnet(input_shape=(512, 512, 3), classes=1, activation=_AUTO, filter
             authors' value).
         aspp_rates: dilations of the three kernel-3 DiCE-ASPP branches.
         head: ``"distance"`` (distance-map regression, train with MSE and post-process with
-            ``kerasmed.instances.watershed_from_distance``) or ``"mask"`` (binary mask).
+            ``kerasmed.evaluation.instances.watershed_from_distance``) or ``"mask"`` (binary mask).
         name: the model's name.
 
     Returns:

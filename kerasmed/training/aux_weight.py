@@ -25,7 +25,14 @@ import keras
 from keras import ops
 
 __all__ = ["ScaledLoss", "auxiliary_losses", "auxiliary_weight_variables", "set_auxiliary_weight",
-           "inverse_epoch", "AuxiliaryLossWeight"]
+           "inverse_epoch", "AuxiliaryLossWeight", "has_auxiliary_outputs"]
+
+
+def has_auxiliary_outputs(model) -> bool:
+    """Micro-Net-style auxiliary heads (``aux*``) before the main output, weighted by a
+    schedule; deep supervision without that naming (DRRMSAN) weighs every output 1."""
+    return len(model.output_names) > 1 and all(n.startswith("aux")
+                                               for n in model.output_names[:-1])
 
 
 def _get_loss(spec):

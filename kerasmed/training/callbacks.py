@@ -1,4 +1,5 @@
-"""Callbacks that leave a readable record of a run: ``history.csv`` and per-epoch plots."""
+"""Callbacks that leave a readable record of a run: ``history.csv``, per-epoch plots, checkpoints
+and, for classifiers, per-class validation figures."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from kerasmed.training.plots import plot_history
+from kerasmed.evaluation.classification import plot_confusion_matrix, predict_labels, report
 from kerasmed.runfiles import replace_atomic, write_json_atomic
+from kerasmed.training.plots import plot_history
 
-__all__ = ["DatasetEpoch", "HistoryLogger", "RunCheckpoint", "current_learning_rate"]
+__all__ = ["DatasetEpoch", "HistoryLogger", "RunCheckpoint", "ClassificationMetrics",
+           "current_learning_rate"]
 
 
 def current_learning_rate(optimizer) -> float:
@@ -112,3 +115,35 @@ class DatasetEpoch(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.dataset.set_epoch(epoch)
+
+
+class ClassificationMetrics(keras.callbacks.Callback):
+    """Add per-class validation figures to each epoch's logs; draw the confusion matrix.
+
+    Adds ``val_macro_f1``, ``val_mean_auc``, ``val_balanced_accuracy`` and, for each class,
+    ``val_sensitivity_<class>``, ``val_specificity_<class>`` and ``val_auc_<class>`` (so they
+    reach ``history.csv`` and the plots), and rewrites ``confusion_matrix.png`` (the latest
+    epoch) in ``run_dir``. It predicts the validation set once per epoch with the compiled
+    ``predict_on_batch``; place it before the logger in the callback list.
+    """
+
+    def __init__(self, dataset, classes, run_dir):
+        super().__init__()
+        self.dataset = dataset
+        self.classes = list(classes)
+        self.run_dir = Path(run_dir)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        truth, prob = predict_labels(self.model, self.dataset)
+        table, summary = report(truth, prob, self.classes)
+        logs["val_macro_f1"] = summary["macro_f1"]
+        logs["val_mean_auc"] = summary["mean_auc"]
+        logs["val_balanced_accuracy"] = summary["balanced_accuracy"]
+        for row in table.itertuples():
+            logs[f"val_sensitivity_{row[1]}"] = row.sensitivity
+            logs[f"val_specificity_{row[1]}"] = row.specificity
+            logs[f"val_auc_{row[1]}"] = row.auc
+        plot_confusion_matrix(summary["confusion_matrix"], self.classes,
+                              self.run_dir / "confusion_matrix.png")

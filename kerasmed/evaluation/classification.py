@@ -2,14 +2,15 @@
 
 Screening papers report each class's sensitivity and specificity (one class against the rest),
 macro-averaged F1 and the area under each class's ROC curve; ``report`` computes them all from
-the true class indices and the predicted probabilities, with scikit-learn.
+the true class indices and the predicted probabilities, with scikit-learn. The per-epoch
+validation figures of a training run come from the same ``report``
+(``kerasmed.training.callbacks.ClassificationMetrics``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,8 +21,7 @@ from sklearn import metrics as skm  # noqa: E402
 
 from kerasmed.runfiles import replace_atomic  # noqa: E402
 
-__all__ = ["report", "plot_confusion_matrix", "ClassificationMetrics", "predict_labels",
-           "evaluate_classifier"]
+__all__ = ["report", "plot_confusion_matrix", "predict_labels", "evaluate_classifier"]
 
 
 def report(y_true, prob, classes) -> tuple[pd.DataFrame, dict]:
@@ -105,44 +105,13 @@ def predict_labels(model, dataset):
     return np.concatenate(truth), np.concatenate(prob)
 
 
-class ClassificationMetrics(keras.callbacks.Callback):
-    """Add per-class validation figures to each epoch's logs; draw the confusion matrix.
-
-    Adds ``val_macro_f1``, ``val_mean_auc``, ``val_balanced_accuracy`` and, for each class,
-    ``val_sensitivity_<class>``, ``val_specificity_<class>`` and ``val_auc_<class>`` (so they
-    reach ``history.csv`` and the plots), and rewrites ``confusion_matrix.png`` (the latest
-    epoch) in ``run_dir``. It predicts the validation set once per epoch with the compiled
-    ``predict_on_batch``; place it before the logger in the callback list.
-    """
-
-    def __init__(self, dataset, classes, run_dir):
-        super().__init__()
-        self.dataset = dataset
-        self.classes = list(classes)
-        self.run_dir = Path(run_dir)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        truth, prob = predict_labels(self.model, self.dataset)
-        table, summary = report(truth, prob, self.classes)
-        logs["val_macro_f1"] = summary["macro_f1"]
-        logs["val_mean_auc"] = summary["mean_auc"]
-        logs["val_balanced_accuracy"] = summary["balanced_accuracy"]
-        for row in table.itertuples():
-            logs[f"val_sensitivity_{row[1]}"] = row.sensitivity
-            logs[f"val_specificity_{row[1]}"] = row.specificity
-            logs[f"val_auc_{row[1]}"] = row.auc
-        plot_confusion_matrix(summary["confusion_matrix"], self.classes,
-                              self.run_dir / "confusion_matrix.png")
-
-
-def evaluate_classifier(model, dataset, out_dir) -> dict:
+def evaluate_classifier(model, dataset, out_dir, inference=None) -> dict:
     """Score a classifier on a ``ClassificationDataset`` and write the results to ``out_dir``.
 
     Writes ``per_class.csv`` (the table of ``report``), ``predictions.csv`` (image, true and
-    predicted class, each class's probability), ``confusion_matrix.png`` and ``summary.json``.
-    Returns the summary.
+    predicted class, each class's probability), ``confusion_matrix.png`` and ``summary.json``
+    (with ``inference``, the settings the images were read with, when given). Returns the
+    summary.
     """
     import json
 
@@ -161,5 +130,7 @@ def evaluate_classifier(model, dataset, out_dir) -> dict:
                           out_dir / "confusion_matrix.png")
     summary = {"images": int(len(truth)), "classes": list(dataset.classes), **summary,
                "per_class": table.to_dict("records")}
+    if inference is not None:
+        summary["inference"] = inference
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary

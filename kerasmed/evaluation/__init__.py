@@ -1,0 +1,25 @@
+"""Evaluation engines, found as easily as the networks: one module per kind of judgement.
+
+- ``inference``: predicting whole images exactly as training showed them to the network
+  (``InferenceSettings``, ``predict_image``, ``sliding_window``, test-time augmentation);
+- ``scores``: pixel scores of a mask (Dice, IoU, precision, recall, HD95);
+- ``instances``: watershed and connected-component post-processing, AJI, object F1, object Dice;
+- ``objects``: ``Postprocess``, how a prediction becomes objects, and its defaults;
+- ``segmentation``: ``evaluate``, which scores a model on a list of samples and writes the run's
+  ``eval_*`` folder;
+- ``classification``: the per-class report of a classifier and ``evaluate_classifier``.
+
+The engines know nothing of experiment files: ``kerasmed.experiment`` turns a run into the
+settings and samples they take.
+"""
+
+from kerasmed.evaluation.inference import (INFERENCE_MODES, InferenceSettings, inference_mode,
+                                           model_input_shape, predict_image, sliding_window,
+                                           to_mask)
+from kerasmed.evaluation.objects import OBJECT_SCORES, Postprocess
+from kerasmed.evaluation.scores import PIXEL_SCORES, hd95, score_masks
+from kerasmed.evaluation.segmentation import evaluate, overlay
+
+__all__ = ["INFERENCE_MODES", "InferenceSettings", "inference_mode", "model_input_shape",
+           "predict_image", "sliding_window", "to_mask", "OBJECT_SCORES", "Postprocess",
+           "PIXEL_SCORES", "hd95", "score_masks", "evaluate", "overlay"]

@@ -1,0 +1,199 @@
+"""Predicting whole images exactly as the network saw images in training.
+
+kerasmed's loader brings each image to the model's input size in its stored dtype
+(``kerasmed.data.spatial.fit_pair``: area interpolation when shrinking, bilinear when
+enlarging; letterboxing for ``pad``; crops at native scale for ``center_crop``, ``random_crop``
+and ``tile``) and normalises it afterwards. ``predict_image`` repeats those steps with the
+run's ``InferenceSettings`` and maps the prediction back onto the image:
+
+- ``resize``: the image is resized as in training, the prediction resized back (bilinear);
+- ``pad``: the image is letterboxed as in training, the prediction cut out of the letterbox and
+  resized back (bilinear);
+- ``tile``: overlapping model-sized tiles at native scale (``sliding_window``), each normalised
+  on its own as training normalised each crop, blended with a tent window.
+
+Test-time augmentation averages the prediction over flips (and 90-degree rotations for square
+inputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+
+from kerasmed.data.normalize import make_normalizer
+from kerasmed.data.spatial import FIT_MODES, letterbox, letterbox_window, resize_image
+
+__all__ = ["InferenceSettings", "INFERENCE_MODES", "inference_mode", "model_input_shape",
+           "predict_image", "sliding_window", "to_mask", "predict_batch"]
+
+INFERENCE_MODES = ("resize", "pad", "tile")
+_NATIVE_SCALE = ("center_crop", "random_crop", "tile")
+_INTERPOLATION = ("image: area when shrinking, bilinear when enlarging (as the loader); "
+                  "prediction back to the image: bilinear")
+
+
+def inference_mode(fit: str) -> str:
+    """The inference mode that shows a network images the way ``data.fit`` showed them."""
+    if fit not in FIT_MODES:
+        raise ValueError(f"unknown fit mode {fit!r}; choose one of {FIT_MODES}")
+    return "tile" if fit in _NATIVE_SCALE else fit
+
+
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How images reach a network at inference: a run's own ``data`` settings.
+
+    Attributes:
+        fit: the run's ``data.fit``.
+        image_size: ``(height, width)`` the network was trained at (its input size).
+        channels: 1 or 3, as the images were read in training.
+        normalization: the run's ``data.normalization``.
+        mask_threshold: the run's ``data.mask_threshold`` (for reading ground truth).
+        mode: ``resize``, ``pad`` or ``tile``; ``None`` derives it from ``fit``.
+        pad_value: the value letterboxes and crops are padded with (the loader's).
+    """
+
+    fit: str = "resize"
+    image_size: tuple = (256, 256)
+    channels: int = 3
+    normalization: object = "auto"
+    mask_threshold: float | None = None
+    mode: str | None = None
+    pad_value: float = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "image_size", tuple(int(s) for s in self.image_size))
+        mode = inference_mode(self.fit) if self.mode is None else self.mode
+        if mode not in INFERENCE_MODES:
+            raise ValueError(f"inference mode must be one of {INFERENCE_MODES}, got {mode!r}")
+        object.__setattr__(self, "mode", mode)
+
+    def record(self) -> dict:
+        """The settings as JSON-ready values, for an evaluation's ``summary.json``."""
+        out = asdict(self)
+        out["image_size"] = list(self.image_size)
+        out["interpolation"] = _INTERPOLATION
+        return out
+
+
+def model_input_shape(model):
+    """``(height, width, channels)`` of a model's (first) image input."""
+    shape = model.inputs[0].shape
+    return tuple(shape[1:4])
+
+
+def predict_batch(model, batch):
+    """The evaluated output (the last one of deep-supervision models) as float32 NumPy."""
+    out = model.predict_on_batch(batch)
+    if isinstance(out, (list, tuple)):
+        out = out[-1]  # deep supervision: the last output is the one evaluated
+    elif isinstance(out, dict):
+        out = out[model.output_names[-1]]
+    return np.asarray(out, dtype=np.float32)
+
+
+def _tta_predict(model, batch, tta: bool):
+    if not tta:
+        return predict_batch(model, batch)
+    # Quarter turns of a non-square input would change its shape; half turns do not.
+    turns = range(4) if batch.shape[1] == batch.shape[2] else (0, 2)
+    preds = []
+    for flip in (False, True):
+        for k in turns:
+            x = np.rot90(batch[:, :, ::-1] if flip else batch, k, axes=(1, 2))
+            y = np.rot90(predict_batch(model, np.ascontiguousarray(x)), -k, axes=(1, 2))
+            preds.append(y[:, :, ::-1] if flip else y)
+    return np.mean(preds, axis=0)
+
+
+def _weights(h, w):
+    # A tent window: tiles count most at their centre, so seams between tiles vanish.
+    wy = 1.0 - np.abs(np.linspace(-1, 1, h)) * 0.9
+    wx = 1.0 - np.abs(np.linspace(-1, 1, w)) * 0.9
+    return np.outer(wy, wx).astype(np.float32)[..., None]
+
+
+def _as_channels(x):
+    return x[..., None] if x.ndim == 2 else x
+
+
+def sliding_window(model, image: np.ndarray, overlap: float = 0.5, tta: bool = False,
+                   batch_size: int = 4, normalize=None, pad_value=None) -> np.ndarray:
+    """Predict an ``(H, W, C)`` image of any size with overlapping model-sized tiles.
+
+    ``normalize`` (a callable) is applied to each tile on its own, as the loader normalises
+    each training crop; without it ``image`` must be normalised already. An image smaller than
+    a tile is padded with ``pad_value`` (the loader's crop padding), or reflected when it is
+    ``None``. Tiles step by ``tile * (1 - overlap)``; their predictions are blended with a tent
+    window. Returns ``(H, W, classes)``.
+    """
+    th, tw = model_input_shape(model)[:2]
+    h, w = image.shape[:2]
+    pad = ((0, max(0, th - h)), (0, max(0, tw - w)), (0, 0))
+    if pad_value is not None:
+        padded = np.pad(image, pad, mode="constant", constant_values=pad_value)
+    else:
+        padded = np.pad(image, pad, mode="reflect" if min(h, w) > 1 else "edge")
+    H, W = padded.shape[:2]
+    sy, sx = max(1, int(th * (1 - overlap))), max(1, int(tw * (1 - overlap)))
+    ys = list(range(0, H - th + 1, sy)) + ([H - th] if (H - th) % sy else [])
+    xs = list(range(0, W - tw + 1, sx)) + ([W - tw] if (W - tw) % sx else [])
+    corners = [(y, x) for y in ys for x in xs]
+    weight = _weights(th, tw)
+    acc, norm = None, np.zeros((H, W, 1), np.float32)
+    for i in range(0, len(corners), batch_size):
+        chunk = corners[i:i + batch_size]
+        tiles = [padded[y:y + th, x:x + tw] for y, x in chunk]
+        if normalize is not None:
+            tiles = [_as_channels(normalize(t)) for t in tiles]
+        preds = _tta_predict(model, np.stack(tiles).astype(np.float32), tta)
+        if acc is None:
+            acc = np.zeros((H, W, preds.shape[-1]), np.float32)
+        for (y, x), p in zip(chunk, preds):
+            acc[y:y + th, x:x + tw] += p * weight
+            norm[y:y + th, x:x + tw] += weight
+    return (acc / norm)[:h, :w]
+
+
+def _back_to(prob, h, w):
+    if prob.shape[:2] != (h, w):
+        prob = cv2.resize(prob, (w, h), interpolation=cv2.INTER_LINEAR)
+    return _as_channels(prob)
+
+
+def predict_image(model, image: np.ndarray, mode: str = "resize", normalization="auto",
+                  overlap: float = 0.5, tta: bool = False, pad_value=0) -> np.ndarray:
+    """Probability map ``(H, W, classes)`` of a raw ``(H, W, C)`` image (its stored dtype).
+
+    ``mode`` is ``resize``, ``pad`` or ``tile`` (see the module docstring): the image reaches
+    the model's input size exactly as kerasmed's loader brought training images there, and is
+    normalised after that, as in training. ``InferenceSettings.mode`` gives a run's mode.
+    """
+    if mode not in INFERENCE_MODES:
+        raise ValueError(f"mode must be one of {INFERENCE_MODES}, got {mode!r}")
+    h, w = image.shape[:2]
+    normalize = make_normalizer(normalization)
+    if mode == "tile":
+        return sliding_window(model, image, overlap=overlap, tta=tta, normalize=normalize,
+                              pad_value=pad_value)
+    size = model_input_shape(model)[:2]
+    if mode == "resize":
+        x = resize_image(image, size)
+    else:
+        x, _ = letterbox(image, size, pad_value)
+    x = _as_channels(normalize(x)).astype(np.float32)
+    prob = _tta_predict(model, x[None], tta)[0]
+    if mode == "pad":  # un-letterbox: the window the image occupies
+        _, top, left, nh, nw = letterbox_window((h, w), size)
+        prob = prob[top:top + nh, left:left + nw]
+    return _back_to(prob, h, w)
+
+
+def to_mask(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Binary ``(H, W)`` mask from one channel (threshold) or class index map (argmax)."""
+    if prob.shape[-1] == 1:
+        return (prob[..., 0] > threshold).astype(np.uint8)
+    return np.argmax(prob, axis=-1).astype(np.uint8)

@@ -1,0 +1,22 @@
+"""The experiment layer: from an experiment file to data, model and run, for every command.
+
+- ``schema``: the experiment file's keys, defaults and validation (``load_config``);
+- ``pipeline``: ``Experiment``, which gives the samples, the split, the datasets, the built and
+  checked model, its compile arguments and the inference settings;
+- ``runs``: ``train``, ``train_kfold`` and ``resume``, which assemble a run and hand it to the
+  training engine;
+- ``inference``: a trained run (or a model file) ready for ``kerasmed-eval`` and
+  ``kerasmed-predict``.
+
+Layers below (models, losses, metrics, data, evaluation, training) import nothing from here.
+"""
+
+from kerasmed.experiment.inference import InferenceRun, evaluation_samples, load_for_inference
+from kerasmed.experiment.pipeline import Experiment, Split, compile_model, list_samples
+from kerasmed.experiment.runs import resume, train, train_kfold
+from kerasmed.experiment.schema import (SCHEMA, ConfigError, load_config, parse_override,
+                                        validate_config)
+
+__all__ = ["Experiment", "Split", "compile_model", "list_samples", "train", "train_kfold",
+           "resume", "InferenceRun", "load_for_inference", "evaluation_samples", "SCHEMA",
+           "ConfigError", "load_config", "parse_override", "validate_config"]

@@ -1,0 +1,345 @@
+"""One pipeline from a validated experiment to what every command needs.
+
+``Experiment`` owns the path from an experiment file to data, model and run, so that training,
+k-fold runs, evaluation and prediction (and every later tool) see the same thing: the samples
+(generated datasets made on first use), the split (new, or as a run recorded it), the
+training / validation / inference datasets, the built and checked model, its compile arguments,
+and the ``InferenceSettings`` that show a trained network images exactly as training did.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from kerasmed import losses as km_losses
+from kerasmed import metrics as km_metrics
+from kerasmed.data.dataset import ClassificationDataset, SegmentationDataset
+from kerasmed.data.readers import DatasetLayoutError, read_dataset
+from kerasmed.data.splits import make_split, split_from_record
+from kerasmed.data.synthetic import SYNTHETIC_DATASETS
+from kerasmed.evaluation.inference import InferenceSettings
+from kerasmed.evaluation.objects import Postprocess
+from kerasmed.experiment.schema import SCHEMA, ConfigError, load_config, validate_config
+from kerasmed.models.registry import build, get_spec
+from kerasmed.training.aux_weight import auxiliary_losses, has_auxiliary_outputs
+from kerasmed.training.trainer import history_keys
+
+__all__ = ["Experiment", "Split", "list_samples", "compile_model"]
+
+
+def list_samples(data: dict):
+    """The samples of the dataset described by an experiment's ``data`` section."""
+    root = Path(data["root"])
+    if data["dataset"] in SYNTHETIC_DATASETS:
+        SYNTHETIC_DATASETS[data["dataset"]](root, **data["synthetic"])
+        return read_dataset("folder", root, groups=data["groups"])
+    return read_dataset(data["dataset"], root, groups=data["groups"], **data["options"])
+
+
+def _make_optimizer(training: dict, steps_per_epoch: int):
+    spec = dict(training["optimizer"])
+    name = spec.pop("name")
+    schedule = training["lr_schedule"]
+    if schedule is not None:
+        params = {k: v for k, v in schedule.items() if k != "name"}
+        params.setdefault("initial_learning_rate", spec.get("learning_rate", 1e-3))
+        schedule_class = getattr(keras.optimizers.schedules, schedule["name"])
+        if "decay_steps" in inspect.signature(schedule_class).parameters:
+            # Default: decay over the whole run.
+            params.setdefault("decay_steps", steps_per_epoch * training["epochs"])
+        spec["learning_rate"] = schedule_class(**params)
+    return keras.optimizers.get({"class_name": name, "config": spec})
+
+
+def _metric(spec):
+    # Keras' own names stay strings: compile resolves "accuracy" to the form that fits the
+    # loss (sparse categorical for integer labels), which a metric object could not.
+    if isinstance(spec, str) and spec not in km_metrics.available():
+        return spec
+    return km_metrics.get(spec)
+
+
+def compile_model(model, training: dict, steps_per_epoch: int):
+    """Compile ``model`` from a ``training`` section: the loss on every output, the metrics on
+    the last one. Returns the model.
+
+    Deep-supervision models (DRRMSAN) return their side outputs first and the evaluated output
+    last, so metrics describe the output a user predicts with; auxiliary heads (Micro-Net's
+    ``aux*``) get the scheduled auxiliary weight.
+    """
+    loss = km_losses.get(training["loss"])
+    metrics = [_metric(m) for m in training["metrics"]]
+    names = model.output_names
+    if has_auxiliary_outputs(model):
+        weight = training["auxiliary_weight"]
+        loss = auxiliary_losses(model, loss, 1.0 if weight == "inverse_epoch" else weight)
+        metrics = {names[-1]: metrics}
+    elif len(names) > 1:
+        loss = {n: loss for n in names}
+        metrics = {names[-1]: metrics}
+    model.compile(optimizer=_make_optimizer(training, steps_per_epoch), loss=loss,
+                  metrics=metrics, jit_compile=training["jit_compile"])
+    return model
+
+
+@dataclass
+class Split:
+    """The training and validation samples and the record ``split.json`` keeps of them."""
+
+    train: list
+    val: list
+    record: dict
+
+
+class Experiment:
+    """A validated experiment and everything derived from it.
+
+    Build one with ``Experiment.from_file(path, overrides)``, ``Experiment(config, where)`` or,
+    for a trained run, ``Experiment.from_run(run_dir)`` (its ``config.json`` and
+    ``split.json``). Errors in the data or the model are ``ConfigError`` naming ``where``.
+    """
+
+    def __init__(self, config: dict, where: str = "<config>", source=None, run_dir=None):
+        self.config = config
+        self.where = str(where)
+        self.source = None if source is None else Path(source)
+        self.run_dir = None if run_dir is None else Path(run_dir)
+        self._samples = None
+
+    # ----------------------------------------------------------------------------- creation
+
+    @classmethod
+    def from_file(cls, path, overrides=()) -> Experiment:
+        """The experiment file ``path`` with ``--set`` style ``overrides``, validated."""
+        return cls(load_config(path, overrides), where=path, source=path)
+
+    @classmethod
+    def from_run(cls, run_dir) -> Experiment:
+        """The experiment a run directory was trained with (its ``config.json``)."""
+        run_dir = Path(run_dir)
+        path = run_dir / "config.json"
+        if not path.exists():
+            raise ConfigError([f"{run_dir}: not a kerasmed run directory (no config.json)"])
+        return cls(validate_config(json.loads(path.read_text()), str(path)), where=path,
+                   run_dir=run_dir)
+
+    # ---------------------------------------------------------------------------- the facts
+
+    @property
+    def task(self) -> str:
+        """``"segmentation"`` or ``"classification"``: the network's task."""
+        return get_spec(self.config["model"]["name"]).task
+
+    @property
+    def data(self) -> dict:
+        return self.config["data"]
+
+    @property
+    def training(self) -> dict:
+        return self.config["training"]
+
+    def _error(self, section, err):
+        return ConfigError([f"{self.where}: {section}: {err}"])
+
+    # ----------------------------------------------------------------------- samples, split
+
+    def samples(self) -> list:
+        """Every sample of the experiment's dataset (a generated one is made on first use)."""
+        if self._samples is None:
+            try:
+                self._samples = list_samples(self.data)
+            except (ValueError, DatasetLayoutError) as err:
+                raise self._error("data", err) from err
+        return self._samples
+
+    def split(self, record=None, fold=None) -> Split:
+        """The training and validation samples: as ``record`` (a ``split.json``) gives them,
+        fold ``i`` of a group-aware ``k``-fold split (``fold=(k, i)``), or a new split holding
+        out ``data.val_fraction`` of the groups."""
+        samples = self.samples()
+        try:
+            if record is not None:
+                parts = split_from_record(samples, record, parts=("train", "val"))
+            elif fold is not None:
+                parts, record = make_split(samples, "kfold", seed=self.config["seed"], k=fold[0],
+                                           fold=fold[1])
+            else:
+                parts, record = make_split(samples, "fraction", seed=self.config["seed"],
+                                           val_fraction=self.data["val_fraction"])
+        except (ValueError, DatasetLayoutError) as err:
+            raise self._error("data", err) from err
+        return Split(parts["train"], parts["val"], record)
+
+    def run_split(self) -> Split:
+        """The split a trained run recorded in its ``split.json``."""
+        if self.run_dir is None:
+            raise ValueError("run_split needs an experiment made with Experiment.from_run")
+        return self.split(json.loads((self.run_dir / "split.json").read_text()))
+
+    def class_names(self, samples=None) -> list | None:
+        """Classification: the class names, from ``data.classes``, the run's ``split.json`` or
+        the labels of ``samples``; ``None`` for segmentation."""
+        if self.task != "classification":
+            return None
+        if self.data["classes"]:
+            return list(self.data["classes"])
+        if samples is None and self.run_dir is not None:
+            recorded = json.loads((self.run_dir / "split.json").read_text()).get("classes")
+            if recorded:
+                return recorded
+        return sorted({s.label for s in (samples if samples is not None else self.samples())})
+
+    # ----------------------------------------------------------------------------- the model
+
+    def build_model(self, classes=None):
+        """The network at the experiment's input size, checked against the experiment: its
+        monitor is a column the run reports, and (segmentation) the loader's targets have as
+        many channels as the network predicts. Returns an uncompiled ``keras.Model``."""
+        params = dict(self.config["model"]["params"])
+        if classes is not None:
+            params.setdefault("classes", len(classes))  # a classifier has one output per class
+        input_shape = (*self.data["image_size"], self.data["channels"])
+        try:
+            model = build(self.config["model"]["name"], input_shape=input_shape, **params)
+        except (TypeError, ValueError) as err:
+            raise self._error("model", err) from err
+        self._check_monitor(model, classes)
+        if classes is None:
+            self._check_target_channels(model)
+        return model
+
+    def _check_monitor(self, model, classes=None):
+        training = self.training
+        metric_names = [km_metrics.get(m).name for m in training["metrics"]]
+        valid = history_keys(model, metric_names, classes)
+        if training["monitor"] not in valid:
+            raise ConfigError([f"{self.where}: training.monitor: {training['monitor']!r} is not "
+                               f"a column this run reports; choose one of {', '.join(valid)}"])
+
+    def _check_target_channels(self, model):
+        """The targets the loader makes must have as many channels as the model predicts."""
+        data = self.data
+        mode, one_hot = data["mask_mode"], data["one_hot"]
+        out = model.outputs[-1].shape[-1]
+        hint = ""
+        if mode == "classes" and not one_hot:
+            expected = None  # sparse indices fit any number of output channels
+        elif mode == "classes":
+            # None when neither is given: the loader reports that itself.
+            expected = data["num_classes"] or (len(data["class_values"])
+                                               if data["class_values"] else None)
+        elif mode == "binary":
+            expected = 2 if one_hot else 1
+            hint = ("" if one_hot else " (or data.one_hot: true for a two-class softmax head)")
+        else:
+            expected = 1
+        if expected is not None and out != expected:
+            raise ConfigError([f"{self.where}: data: mask_mode {mode!r} gives {expected}-channel "
+                               f"targets but model {self.config['model']['name']!r} predicts "
+                               f"{out} channel(s); set model.params.classes={expected}{hint}"])
+
+    def compile(self, model, steps_per_epoch: int):
+        """Compile ``model`` with the experiment's optimizer, schedule, loss and metrics."""
+        return compile_model(model, self.training, steps_per_epoch)
+
+    # -------------------------------------------------------------------------- the datasets
+
+    def _common(self, batch_size=None):
+        data = self.data
+        return dict(batch_size=batch_size or self.training["batch_size"],
+                    image_size=data["image_size"], channels=data["channels"],
+                    normalization=data["normalization"], cache=data["cache"], fit=data["fit"],
+                    on_error=data["on_error"], workers=data["workers"],
+                    use_multiprocessing=data["use_multiprocessing"])
+
+    @staticmethod
+    def _target_size(model, image_size):
+        """The (last) output's ``[height, width]`` where it differs from the input's
+        (valid-padded networks predict a centre window), else ``None``."""
+        size = tuple(model.outputs[-1].shape[1:3])
+        if len(size) != 2 or None in size or list(size) == list(image_size):
+            return None
+        return size
+
+    def _maker(self, model, classes):
+        data = self.data
+        if classes is not None:
+            return functools.partial(ClassificationDataset, classes=classes, **self._common())
+        return functools.partial(
+            SegmentationDataset, mask_threshold=data["mask_threshold"],
+            mask_mode=data["mask_mode"], num_classes=data["num_classes"],
+            class_values=data["class_values"], one_hot=data["one_hot"],
+            distance_normalize=data["distance_normalize"],
+            target_size=self._target_size(model, data["image_size"]),
+            outputs=model.output_names if len(model.output_names) > 1 else None,
+            **self._common())
+
+    def datasets(self, model, split: Split, classes=None):
+        """The training and validation ``PyDataset`` of the experiment's task for ``model``."""
+        make = self._maker(model, classes)
+        try:
+            train_ds = make(split.train, shuffle=True, seed=self.config["seed"],
+                            augment=self.data["augmentation"])
+            val_ds = make(split.val, shuffle=False)
+        except ValueError as err:
+            raise self._error("data", err) from err
+        return train_ds, val_ds
+
+    def inference_dataset(self, samples, classes):
+        """A classifier's evaluation dataset: the samples read, fitted and normalised as the
+        validation set was in training, with the training batch size."""
+        try:
+            return ClassificationDataset(samples, classes=classes,
+                                         **{**self._common(), "cache": False})
+        except ValueError as err:
+            raise self._error("data", err) from err
+
+    # ------------------------------------------------------------------------------ inference
+
+    def inference_settings(self, mode=None, normalization=None) -> InferenceSettings:
+        """How images reach the trained network: the run's fit, size, channels and
+        normalisation (``mode`` or ``normalization`` given override the run's)."""
+        data = self.data
+        return InferenceSettings(fit=data["fit"], image_size=tuple(data["image_size"]),
+                                 channels=data["channels"],
+                                 normalization=normalization or data["normalization"],
+                                 mask_threshold=data["mask_threshold"], mode=mode)
+
+    def postprocess(self, samples, instances=None, **overrides) -> Postprocess | None:
+        """Object scoring for evaluation: a ``Postprocess``, or ``None`` for pixels only.
+
+        The experiment's ``postprocess`` section gives the settings and ``overrides`` (not
+        ``None``) replace them. ``instances`` (or the section's) ``auto`` scores objects for
+        runs trained on distance maps (watershed) and for datasets whose masks hold instance
+        labels, such as GlaS (connected components); ``on``/``off``, or the kind of output.
+        """
+        settings = dict(self.config["postprocess"])
+        settings.update((k, v) for k, v in overrides.items() if v is not None)
+        return postprocess_for(settings, samples, instances,
+                               distance=self.data["mask_mode"] == "distance")
+
+
+_POSTPROCESS_KEYS = tuple(SCHEMA["postprocess"])
+
+
+def postprocess_for(settings: dict, samples, instances=None, distance=False):
+    """``Postprocess`` (or ``None``) from a ``postprocess`` section's ``settings`` (defaults
+    filled in), the evaluated ``samples`` and an ``instances`` choice that overrides it; see
+    ``Experiment.postprocess``. ``distance``: the network regresses distance maps."""
+    unknown = set(settings) - set(_POSTPROCESS_KEYS)
+    if unknown:
+        raise ValueError(f"unknown postprocess settings {sorted(unknown)}")
+    choice = instances or {True: "on", False: "off"}.get(settings["instances"], "auto")
+    if choice == "auto":
+        choice = "on" if distance or any(s.mask_type == "instances" for s in samples) else "off"
+    if choice == "off":
+        return None
+    source = choice if choice in ("distance", "probability") else \
+        ("distance" if distance else "probability")
+    return Postprocess(source=source, **{k: v for k, v in settings.items() if k != "instances"})

@@ -1,0 +1,162 @@
+"""Training runs from experiments: ``train``, ``train_kfold`` and ``resume``.
+
+Each assembles its run through ``Experiment`` (samples, split, checked model, datasets,
+compilation), checking everything that can be checked before the run directory is claimed, and
+hands the run to the training engine (``kerasmed.training.trainer.run_training``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from pathlib import Path
+
+import keras
+import pandas as pd
+
+from kerasmed.data.splits import make_split
+from kerasmed.experiment.pipeline import Experiment
+from kerasmed.experiment.schema import ConfigError
+from kerasmed.runfiles import create_run_dir, write_json_atomic
+from kerasmed.training.distribution import distribution_scope
+from kerasmed.training.trainer import read_summary, run_training
+
+__all__ = ["train", "train_kfold", "resume"]
+
+
+def _distribution(training, where):
+    try:
+        return distribution_scope(training["distribution"], training["devices"])
+    except ValueError as err:
+        raise ConfigError([f"{where}: training.distribution: {err}"]) from err
+
+
+def _with_policy(function):
+    """Run ``function``; restore the global precision policy and distribution afterwards."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        previous = keras.mixed_precision.global_policy()
+        previous_distribution = keras.distribution.distribution()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
+            keras.distribution.set_distribution(previous_distribution)
+    return wrapper
+
+
+def _experiment(config, config_path):
+    if isinstance(config, Experiment):
+        return config
+    return Experiment(config, where=str(config_path or "<config>"), source=config_path)
+
+
+@_with_policy
+def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=None) -> Path:
+    """Train the experiment ``config`` (as returned by ``load_config``, or an ``Experiment``).
+
+    Everything that can be checked (dataset, split, model parameters, monitor, targets) is
+    checked before the run directory is created, so a bad experiment leaves nothing behind. The
+    run directory is a new ``output_root/<name>_<timestamp>``, or ``run_dir`` (which must not
+    exist yet). ``fold=(k, i)`` validates on fold ``i`` of a group-aware ``k``-fold split.
+
+    Returns:
+        The run directory.
+    """
+    experiment = _experiment(config, config_path)
+    config, training = experiment.config, experiment.training
+    keras.utils.set_random_seed(config["seed"])
+    keras.mixed_precision.set_global_policy(training["precision"])
+    scope, replicas = _distribution(training, experiment.where)
+    split = experiment.split(fold=fold)
+    classes = experiment.class_names(split.train)
+    if classes is not None:
+        split.record["classes"] = classes
+    with scope:
+        model = experiment.build_model(classes)
+        train_ds, val_ds = experiment.datasets(model, split, classes)
+        experiment.compile(model, len(train_ds))
+    if run_dir is None:
+        run_dir = create_run_dir(output_root, config["name"])
+    else:
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True)  # never an existing folder
+    write_json_atomic(run_dir / "config.json", config)
+    if experiment.source is not None:
+        shutil.copyfile(experiment.source, run_dir / "config.source.json")
+    write_json_atomic(run_dir / "split.json", split.record)
+    return run_training(config, run_dir, model, train_ds, val_ds, replicas=replicas)
+
+
+def train_kfold(config, k: int, output_root="runs", config_path=None) -> Path:
+    """Cross-validate: train every fold of a group-aware ``k``-fold split in turn.
+
+    Each fold is a complete run in ``<run>/fold_<i>``; ``folds.csv`` lists each fold's best
+    epoch and validation figures there, then their mean and standard deviation, as the
+    MultiResUNet and DRRMSAN papers report. The session is cleared between folds so that the
+    models of earlier folds do not stay in memory.
+
+    Returns:
+        The parent run directory.
+    """
+    experiment = _experiment(config, config_path)
+    config = experiment.config
+    make_split(experiment.samples(), "kfold", seed=config["seed"], k=k, fold=0)
+    parent = create_run_dir(output_root, f"{config['name']}_{k}fold")
+    monitor = config["training"]["monitor"]
+    rows = []
+    for i in range(k):
+        keras.backend.clear_session()
+        fold_dir = train(experiment, output_root, run_dir=parent / f"fold_{i + 1}", fold=(k, i))
+        best = read_summary(fold_dir)["best"]
+        row = {"fold": str(i + 1), "best_epoch": best["epoch"] if best else None}
+        if best:
+            row.update({key: value for key, value in best["row"].items()
+                        if key.startswith("val_")})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    figures = table.drop(columns=["fold"])
+    stats = pd.DataFrame([{"fold": "mean", **figures.mean().to_dict()},
+                          {"fold": "std", **figures.std(ddof=1).to_dict()}])
+    pd.concat([table, stats]).to_csv(parent / "folds.csv", index=False)
+    write_json_atomic(parent / "summary.json", {
+        "name": config["name"], "folds": k, "monitor": monitor,
+        "mean": stats.iloc[0].drop("fold").to_dict(), "std": stats.iloc[1].drop("fold").to_dict(),
+        "fold_dirs": [f"fold_{i + 1}" for i in range(k)]})
+    return parent
+
+
+@_with_policy
+def resume(run_dir) -> Path:
+    """Continue the run in ``run_dir`` from its last checkpoint.
+
+    The model, its optimizer state (step count, moments, learning rate) and the learning-rate
+    schedule's position come from ``last.keras``; the epoch count, the best value so far and the
+    history rows come from ``state.json`` and ``history.csv``; the split from ``split.json``.
+    Training continues up to ``training.epochs`` of the run's ``config.json``, appending to
+    ``history.csv``. Returns ``run_dir``.
+    """
+    run_dir = Path(run_dir)
+    for name in ("config.json", "split.json", "state.json", "last.keras"):
+        if not (run_dir / name).exists():
+            raise ConfigError([f"{run_dir}: cannot resume, {name} is missing (the run has no "
+                               f"completed epoch, or this is not a kerasmed run directory)"])
+    experiment = Experiment.from_run(run_dir)
+    config, training = experiment.config, experiment.training
+    state = json.loads((run_dir / "state.json").read_text())
+    done = int(state["epochs_completed"])
+    keras.utils.set_random_seed(config["seed"] + done)
+    keras.mixed_precision.set_global_policy(training["precision"])
+    scope, replicas = _distribution(training, experiment.where)
+    with scope:
+        model = keras.saving.load_model(run_dir / "last.keras")
+    split = experiment.run_split()
+    train_ds, val_ds = experiment.datasets(model, split, split.record.get("classes"))
+    rows = pd.read_csv(run_dir / "history.csv").to_dict("records")[:done] \
+        if (run_dir / "history.csv").exists() else []
+    if done >= training["epochs"]:
+        print(f"kerasmed: {run_dir} already completed {done} of {training['epochs']} epochs")
+        return run_dir
+    return run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=done, rows=rows,
+                        state=state, replicas=replicas)

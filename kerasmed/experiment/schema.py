@@ -1,0 +1,508 @@
+"""Experiment files: their schema, defaults and validation.
+
+An experiment is a JSON object with the sections ``model``, ``data`` and ``training`` (and the
+optional ``postprocess``; see the README's experiment-file reference, which mirrors ``SCHEMA``
+below). ``load_config`` reads a file, applies command-line overrides, fills in defaults and
+checks everything that can be checked before training starts: unknown keys (with the nearest
+valid key suggested), types, allowed values, model / loss / metric / optimizer names and the
+dataset folder. All problems are reported together, each naming the file and the key.
+
+The schema states no choice of its own: dataset names come from the readers
+(``kerasmed.data.readers.READERS``) and the generated datasets, fit modes from
+``kerasmed.data.spatial``, mask modes from ``kerasmed.data.dataset``, networks, losses and
+metrics from their registries, distributions and loops from the training engines, and the
+postprocess defaults from ``kerasmed.evaluation.objects.Postprocess``.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+
+from kerasmed import losses as km_losses
+from kerasmed import metrics as km_metrics
+from kerasmed.data.augment import validate_augmentation
+from kerasmed.data.dataset import TRAINING_MASK_MODES
+from kerasmed.data.normalize import parse_normalization
+from kerasmed.data.readers import READERS
+from kerasmed.data.spatial import FIT_MODES
+from kerasmed.data.synthetic import SYNTHETIC_DATASETS
+from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGROUND,
+                                         postprocess_defaults)
+from kerasmed.models.registry import get_spec
+from kerasmed.names import did_you_mean, unknown_name_message
+from kerasmed.training.distribution import DISTRIBUTIONS
+from kerasmed.training.tf_distribute import TFConfigError, parse_tf_config
+from kerasmed.training.trainer import LOOPS
+from kerasmed.training.unfreeze import UnfreezeEncoder
+
+__all__ = ["ConfigError", "Field", "SCHEMA", "DATASETS", "PRECISIONS", "load_config",
+           "read_experiment", "validate_config", "parse_override", "apply_overrides"]
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+DATASETS = tuple(SYNTHETIC_DATASETS) + tuple(READERS)
+# Classification experiments that leave these out get classification defaults, not the
+# segmentation ones of SCHEMA.
+CLASSIFICATION_DEFAULTS = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+                           "monitor": "val_accuracy", "monitor_mode": "max"}
+_REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """An experiment file is invalid. ``problems`` lists each message ("FILE: key: what")."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid experiment:\n  " + "\n  ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of an experiment file: its JSON type(s), default, allowed values and a check.
+
+    ``check(value)`` returns an error message, or ``None`` when the value is fine.
+    """
+
+    types: tuple
+    default: Any = _REQUIRED
+    choices: tuple | None = None
+    check: Callable[[Any], str | None] | None = None
+    doc: str = ""
+
+
+def _positive(value):
+    return None if value > 0 else f"must be positive, got {value}"
+
+
+def _fraction(value):
+    return None if 0.0 < value < 1.0 else f"must be between 0 and 1 (exclusive), got {value}"
+
+
+def _image_size(value):
+    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                  for v in value):
+        return f"must be [height, width] with two positive integers, got {value!r}"
+    return None
+
+
+def _raises(function, errors=(ValueError, TypeError)):
+    """A check that calls ``function(value)`` and returns its error message, if any."""
+    def check(value):
+        try:
+            function(value)
+        except KeyError as err:  # the registry's unknown-name error
+            return err.args[0]
+        except errors as err:
+            return str(err)
+        return None
+    return check
+
+
+_normalization = _raises(parse_normalization)
+_augmentation = _raises(validate_augmentation)
+_model_name = _raises(get_spec)
+_loss = _raises(km_losses.get)
+
+
+def _metrics(value):
+    check = _raises(km_metrics.get)
+    messages = [m for m in (check(v) for v in value) if m]
+    return "; ".join(messages) or None
+
+
+def _optimizer(value):
+    name = value.get("name")
+    if not isinstance(name, str):
+        return "needs a 'name' (for example \"adam\")"
+    classes = {c.__name__.lower(): c for c in vars(keras.optimizers).values()
+               if inspect.isclass(c) and issubclass(c, keras.optimizers.Optimizer)
+               and c is not keras.optimizers.Optimizer and c.__name__ != "LossScaleOptimizer"}
+    if name.lower() not in classes:
+        return unknown_name_message("optimizer", name, classes)
+    params = inspect.signature(classes[name.lower()]).parameters
+    for key in value:
+        if key != "name" and key not in params:
+            return _unknown_key_message(f"optimizer {name!r} argument", key, params)
+    return None
+
+
+def _lr_schedule(value):
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        return "expected null or {\"name\": a keras.optimizers.schedules class, ...arguments}"
+    names = [n for n, c in vars(keras.optimizers.schedules).items()
+             if inspect.isclass(c) and n != "LearningRateSchedule"]
+    if value["name"] not in names:
+        return unknown_name_message("learning-rate schedule", value["name"], names)
+    params = inspect.signature(getattr(keras.optimizers.schedules, value["name"])).parameters
+    for key in value:
+        if key != "name" and key not in params:
+            return _unknown_key_message(f"{value['name']} argument", key, params)
+    return None
+
+
+def _callback_args(callback_class, reserved=("monitor", "mode")):
+    def check(value):
+        if value is None:
+            return None
+        params = inspect.signature(callback_class).parameters
+        for key in value:
+            if key in reserved:
+                return f"{key!r} is taken from training.{key.replace('mode', 'monitor_mode')}"
+            if key not in params:
+                return _unknown_key_message(f"{callback_class.__name__} argument", key, params)
+        return None
+    return check
+
+
+def _unknown_key_message(kind, key, valid):
+    return unknown_name_message(kind, key, valid, list_choices=False, cutoff=0.6)
+
+
+_INT, _FLOAT, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
+_POSTPROCESS = postprocess_defaults()
+
+SCHEMA: dict = {
+    "name": Field(_STR, None, doc="run name; default: the experiment file's stem"),
+    "description": Field(_STR, "", doc="free text, copied to the run directory"),
+    "seed": Field(_INT, 0, doc="seeds Python, NumPy and the backend, and the data split"),
+    "model": {
+        "name": Field(_STR, check=_model_name, doc="a name from kerasmed.models.list_models()"),
+        "params": Field((dict,), {}, doc="keyword arguments of the builder; input_shape is "
+                                         "filled in from data.image_size and data.channels"),
+    },
+    "data": {
+        "dataset": Field(_STR, choices=DATASETS,
+                         doc="synthetic_polyps (generated into root) or a reader of "
+                             "kerasmed.data.readers.READERS for root's layout"),
+        "root": Field(_STR, doc="dataset folder; relative paths start at the working directory"),
+        "options": Field((dict,), {}, doc="the reader's keyword arguments, e.g. "
+                                          "{\"images\": \"imgs\"} for folder"),
+        "groups": Field((str, type(None)), None,
+                        doc="CSV (image stem, group) that sets each sample's group for splits"),
+        "synthetic": {
+            "n_images": Field(_INT, 200, check=_positive),
+            "height": Field(_INT, 288, check=_positive),
+            "width": Field(_INT, 384, check=_positive),
+            "seed": Field(_INT, 0),
+        },
+        "image_size": Field((list,), [256, 256], check=_image_size, doc="[height, width] fed to "
+                                                                        "the model"),
+        "channels": Field(_INT, 3, choices=(1, 3)),
+        "fit": Field(_STR, "resize", choices=FIT_MODES,
+                     doc="how images reach image_size: resize, pad (aspect kept), center_crop, "
+                         "random_crop, tile"),
+        "normalization": Field((str, dict), "auto", check=_normalization,
+                               doc="auto, dtype_range, minmax, percentile, mean_std, backbone, "
+                                   "or {\"method\": ..., parameters}"),
+        "mask_threshold": Field(_FLOAT + (type(None),), None,
+                                doc="foreground is mask > threshold; null: automatic"),
+        "mask_mode": Field(_STR, "binary", choices=TRAINING_MASK_MODES,
+                           doc="binary masks, class-index masks for several classes, or "
+                               "distance maps computed from instance masks (Kidney-SegNet)"),
+        "distance_normalize": Field(_BOOL, True,
+                                    doc="distance maps: each object's distances divided by its "
+                                        "maximum (peaks at 1), else raw pixels"),
+        "num_classes": Field((int, type(None)), None, doc="classes of a class-index mask"),
+        "class_values": Field((list, type(None)), None,
+                              doc="stored grey level or [r, g, b] of each class"),
+        "one_hot": Field(_BOOL, False, doc="class masks as one-hot (for multiclass losses); "
+                                           "binary masks as two channels [background, "
+                                           "foreground] (softmax heads, e.g. Micro-Net)"),
+        "classes": Field((list, type(None)), None,
+                         doc="classification: class names in output order (default: sorted "
+                             "labels found)"),
+        "class_weights": Field((str, dict, type(None)), None,
+                               check=lambda v: None if v is None or isinstance(v, dict)
+                               or v == "balanced" else "must be null, \"balanced\" or "
+                                                       "{class: weight}",
+                               doc="classification: loss weight per class; \"balanced\" "
+                                   "weights by inverse frequency"),
+        "augmentation": Field((list,), [], check=_augmentation,
+                              doc="operations applied to training batches (see docs/data.md)"),
+        "val_fraction": Field(_FLOAT, 0.2, check=_fraction),
+        "cache": Field(_BOOL, False, doc="keep decoded, resized samples in memory"),
+        "on_error": Field(_STR, "raise", choices=("raise", "skip"),
+                          doc="an unreadable image: fail, or skip it and list it"),
+        "workers": Field(_INT, 1, check=_positive),
+        "use_multiprocessing": Field(_BOOL, False),
+    },
+    "training": {
+        "epochs": Field(_INT, 50, check=_positive),
+        "batch_size": Field(_INT, 8, check=_positive),
+        "optimizer": Field((dict,), {"name": "adam", "learning_rate": 1e-3}, check=_optimizer,
+                           doc="{\"name\": ..., and the optimizer's keyword arguments}"),
+        "loss": Field((str, dict), "bce_dice", check=_loss),
+        "metrics": Field((list,), ["dice", "iou"], check=_metrics),
+        "precision": Field(_STR, "float32", choices=PRECISIONS),
+        "monitor": Field(_STR, "val_dice", doc="history column that picks the best checkpoint"),
+        "monitor_mode": Field(_STR, "max", choices=("min", "max")),
+        "verbose": Field(_INT, 1, choices=(0, 1, 2), doc="0 silent, 1 progress bar, 2 a line "
+                                                         "per epoch"),
+        "auxiliary_weight": Field((str, int, float), "inverse_epoch",
+                                  check=lambda v: None if v == "inverse_epoch" or (
+                                      not isinstance(v, str) and v >= 0)
+                                  else "must be \"inverse_epoch\" or a number >= 0",
+                                  doc="loss weight of auxiliary outputs (named aux*, e.g. "
+                                      "Micro-Net): 1/epoch as in the paper, or fixed"),
+        "loop": Field(_STR, "fit", choices=LOOPS,
+                      doc="model.fit, or kerasmed's train_on_batch loop (same logs and outputs)"),
+        "distribution": Field((str, type(None)), None,
+                              choices=DISTRIBUTIONS,
+                              doc="null (one device), mirrored / multi_worker (tf.distribute, "
+                                  "TensorFlow) or data_parallel (keras.distribution, JAX)"),
+        "devices": Field((list, type(None)), None,
+                         doc="devices for mirrored / data_parallel, e.g. [\"/gpu:0\", "
+                             "\"/gpu:1\"]; null: all"),
+        "jit_compile": Field((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
+                             else "must be \"auto\", true or false",
+                             doc="XLA compilation of the train step"),
+        "lr_schedule": Field((dict, type(None)), None, check=_lr_schedule,
+                             doc="a keras.optimizers.schedules class by name with its arguments; "
+                                 "decay_steps defaults to the whole run"),
+        "callbacks": {
+            "early_stopping": Field((dict, type(None)), None,
+                                    check=_callback_args(keras.callbacks.EarlyStopping),
+                                    doc="EarlyStopping arguments, e.g. {\"patience\": 10}"),
+            "reduce_lr_on_plateau": Field((dict, type(None)), None,
+                                          check=_callback_args(
+                                              keras.callbacks.ReduceLROnPlateau),
+                                          doc="ReduceLROnPlateau arguments"),
+            "tensorboard": Field(_BOOL, False, doc="TensorBoard logs in <run>/tensorboard"),
+            "unfreeze_encoder": Field((dict, type(None)), None,
+                                      check=_callback_args(UnfreezeEncoder, reserved=()),
+                                      doc="{\"epoch\": N}: train a frozen pretrained encoder "
+                                          "from epoch N (0-based) on, recompiling once"),
+        },
+    },
+    "postprocess": {
+        "instances": Field((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
+                           else "must be \"auto\", true or false",
+                           doc="kerasmed-eval: score objects (AJI, object F1, object Dice); auto: "
+                               "for distance-map runs and instance-label datasets (GlaS)"),
+        "foreground_threshold": Field(_FLOAT + (type(None),), _POSTPROCESS["foreground_threshold"],
+                                      doc=f"foreground above it; null: {DISTANCE_FOREGROUND} for "
+                                          f"distance maps, {PROBABILITY_FOREGROUND} for "
+                                          f"probabilities"),
+        "h": Field(_FLOAT, _POSTPROCESS["h"], check=_positive,
+                   doc="distance maps: h-maxima depth of the watershed markers"),
+        "marker_threshold": Field(_FLOAT + (type(None),), _POSTPROCESS["marker_threshold"],
+                                  doc="distance maps: markers above it instead of h-maxima"),
+        "min_size": Field(_INT, _POSTPROCESS["min_size"],
+                          check=lambda v: None if v >= 0 else "must be >= 0",
+                          doc="objects smaller than this many pixels are removed"),
+        "fill_holes": Field(_BOOL, _POSTPROCESS["fill_holes"],
+                            doc="probabilities: fill holes in objects"),
+        "iou_threshold": Field(_FLOAT, _POSTPROCESS["iou_threshold"],
+                               check=lambda v: None if 0.5 <= v < 1
+                               else f"must be in [0.5, 1), got {v}",
+                               doc="object F1: a detection needs IoU above it"),
+    },
+}
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "an object", type(None): "null"}
+
+
+def _type_ok(value, types):
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
+
+
+def _check(raw, schema, where, path, problems, out):
+    for key in raw:
+        if key not in schema:
+            problems.append(f"{where}: {path}{key}: "
+                            + _unknown_key_message("key", key, schema)
+                            + f" Valid keys: {', '.join(schema)}")
+    for key, spec in schema.items():
+        dotted = f"{path}{key}"
+        if isinstance(spec, dict):
+            sub = raw.get(key, {})
+            if not isinstance(sub, dict):
+                problems.append(f"{where}: {dotted}: expected an object, got {sub!r}")
+                continue
+            out[key] = {}
+            _check(sub, spec, where, dotted + ".", problems, out[key])
+            continue
+        if key not in raw:
+            if spec.default is _REQUIRED:
+                problems.append(f"{where}: {dotted}: required key is missing")
+            else:
+                out[key] = copy.deepcopy(spec.default)
+            continue
+        value = raw[key]
+        if not _type_ok(value, spec.types):
+            expected = " or ".join(_TYPE_NAMES[t] for t in spec.types)
+            problems.append(f"{where}: {dotted}: expected {expected}, got {value!r}")
+            continue
+        if spec.choices is not None and value not in spec.choices:
+            problems.append(f"{where}: {dotted}: {value!r} is not one of "
+                            f"{', '.join(map(repr, spec.choices))}."
+                            f"{did_you_mean(value, spec.choices)}")
+            continue
+        message = spec.check(value) if spec.check else None
+        if message:
+            problems.append(f"{where}: {dotted}: {message}")
+            continue
+        out[key] = value
+
+
+def _check_model_params(config, where, problems):
+    try:
+        spec = get_spec(config["model"]["name"])
+    except (KeyError, TypeError):
+        return  # already reported
+    allowed = spec.parameters()
+    for key in config["model"]["params"]:
+        if key == "input_shape":
+            problems.append(f"{where}: model.params.input_shape: set data.image_size and "
+                            f"data.channels instead; the input shape is taken from them")
+        elif key not in allowed:
+            problems.append(f"{where}: model.params.{key}: "
+                            + _unknown_key_message(f"parameter of model {spec.name!r}", key,
+                                                   allowed)
+                            + f" Valid parameters: {', '.join(allowed)}")
+
+
+def _check_backbone_normalization(config, where, problems):
+    """A pretrained-backbone model scales its inputs itself; the loader must not do it too."""
+    normalization = config["data"]["normalization"]
+    method = normalization.get("method") if isinstance(normalization, dict) else normalization
+    if method != "backbone":
+        return
+    try:
+        spec = get_spec(config["model"]["name"])
+    except (KeyError, TypeError):
+        return  # already reported
+    if "backbone_name" in spec.parameters():
+        problems.append(f"{where}: data.normalization: {method!r} would apply the backbone's "
+                        f"preprocessing twice: model {spec.name!r} already preprocesses inside "
+                        f"the model and expects images in [0, 1]; use \"auto\" (or "
+                        f"\"dtype_range\") instead")
+
+
+def _check_dataset(config, where, problems):
+    data = config["data"]
+    if data["dataset"] in SYNTHETIC_DATASETS:
+        return  # generated into root on first use
+    root = Path(data["root"])
+    if not root.is_dir():
+        problems.append(f"{where}: data.root: dataset folder {root.resolve()} does not exist")
+    params = inspect.signature(READERS[data["dataset"]]).parameters
+    for key in data["options"]:
+        if key == "root" or key not in params:
+            problems.append(f"{where}: data.options.{key}: "
+                            + _unknown_key_message(f"option of the {data['dataset']!r} reader",
+                                                   key, [p for p in params if p != "root"]))
+    if data["groups"] is not None and not Path(data["groups"]).is_file():
+        problems.append(f"{where}: data.groups: file {Path(data['groups']).resolve()} does not "
+                        f"exist")
+
+
+def _apply_task_defaults(raw, config):
+    if get_spec(config["model"]["name"]).task != "classification":
+        return
+    given = raw.get("training", {})
+    for key, value in CLASSIFICATION_DEFAULTS.items():
+        if key not in given:
+            config["training"][key] = copy.deepcopy(value)
+
+
+def _check_distribution(config, where, problems):
+    if config["training"]["distribution"] == "multi_worker":
+        try:
+            parse_tf_config()
+        except TFConfigError as err:
+            problems.append(f"{where}: training.distribution: {err}")
+
+
+def validate_config(raw: dict, where: str = "<config>") -> dict:
+    """Check an experiment dictionary and return it with every default filled in.
+
+    Raises ``ConfigError`` listing every problem found, each prefixed with ``where`` (the file).
+    """
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: the experiment must be a JSON object"])
+    problems: list[str] = []
+    config: dict = {}
+    _check(raw, SCHEMA, where, "", problems, config)
+    if not problems:
+        _apply_task_defaults(raw, config)
+        _check_model_params(config, where, problems)
+        _check_backbone_normalization(config, where, problems)
+        _check_dataset(config, where, problems)
+        _check_distribution(config, where, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def parse_override(text: str):
+    """Parse a ``--set`` override ``dotted.key=VALUE`` (VALUE as JSON, else a plain string).
+
+    Returns ``(["dotted", "key"], value)``.
+    """
+    if "=" not in text:
+        raise ConfigError([f"--set {text}: expected KEY=VALUE, for example training.epochs=2"])
+    key, value = text.split("=", 1)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_overrides(raw: dict, overrides=(), where: str = "<config>") -> dict:
+    """Set each ``KEY=VALUE`` override (``kerasmed-train --set``) in the raw experiment ``raw``.
+
+    Returns ``raw``, changed in place; raises ``ConfigError`` naming the override at fault.
+    """
+    for override in overrides:
+        keys, value = parse_override(override)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"{where}: --set {override}: {k} is not an object"])
+        node[keys[-1]] = value
+    return raw
+
+
+def read_experiment(path) -> dict:
+    """The raw experiment dictionary of the JSON file ``path``; ``ConfigError`` names the file
+    (and the line and column of invalid JSON)."""
+    path = Path(path)
+    where = str(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError([f"{where}: cannot read the experiment file ({err.strerror})"]) from err
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError([f"{where}: line {err.lineno}, column {err.colno}: invalid JSON: "
+                           f"{err.msg}"]) from err
+
+
+def load_config(path, overrides=()) -> dict:
+    """Read, override and validate an experiment file.
+
+    ``overrides`` are ``KEY=VALUE`` strings (as from ``kerasmed-train --set``). Returns the full
+    configuration with defaults; raises ``ConfigError`` naming the file and each bad key.
+    """
+    path = Path(path)
+    where = str(path)
+    raw = apply_overrides(read_experiment(path), overrides, where)
+    config = validate_config(raw, where)
+    if config["name"] is None:
+        config["name"] = path.stem
+    return config
