@@ -24,6 +24,9 @@ CODE = """
         "kidney_segnet": small, "micronet": dict(variant=252, width=1 / 32),
         "residual_attention_network": dict(input_shape=(32, 32, 1), variant="oct_small",
                                            classes=4),
+        "unet_plus_plus": dict(small, depth=2, deep_supervision=True),
+        "unet_3plus": dict(small, depth=2), "u2net": dict(small, variant="small"),
+        "vnet_2d": dict(small, depth=2), "resunet_a": dict(small, depth=3),
     }
     for family in ("backbone_unet", "fpn", "linknet", "pspnet"):
         size = 96 if family == "pspnet" else 64

@@ -16,8 +16,14 @@ from kerasmed.models.backbone_models import FPN, Linknet, PSPNet, Unet  # noqa: 
 from kerasmed.models.kidney_segnet import kidney_segnet  # noqa: E402
 from kerasmed.models.micronet import micronet  # noqa: E402
 from kerasmed.models.residual_attention import residual_attention_network  # noqa: E402
+from kerasmed.models.unet_plus_plus import unet_plus_plus  # noqa: E402
+from kerasmed.models.unet_3plus import unet_3plus  # noqa: E402
+from kerasmed.models.u2net import u2net  # noqa: E402
+from kerasmed.models.vnet import vnet_2d  # noqa: E402
+from kerasmed.models.resunet_a import resunet_a  # noqa: E402
 
 __all__ = ["build", "default_config", "get_spec", "list_models", "register_model", "unet",
            "attention_unet", "r2unet", "attention_r2unet", "unet_parts", "multiresunet",
            "drrmsan", "Unet", "FPN", "Linknet", "PSPNet", "kidney_segnet", "micronet",
-           "residual_attention_network"]
+           "residual_attention_network", "unet_plus_plus", "unet_3plus", "u2net", "vnet_2d",
+           "resunet_a"]
