@@ -21,9 +21,13 @@ from kerasmed.models.unet_3plus import unet_3plus  # noqa: E402
 from kerasmed.models.u2net import u2net  # noqa: E402
 from kerasmed.models.vnet import vnet_2d  # noqa: E402
 from kerasmed.models.resunet_a import resunet_a  # noqa: E402
+from kerasmed.models.transunet import transunet  # noqa: E402
+from kerasmed.models.swin_unet import swin_unet  # noqa: E402
+from kerasmed.models.backbone_unetpp import UnetPlusPlus  # noqa: E402
+from kerasmed.models.deeplab import DeepLabV3Plus  # noqa: E402
 
 __all__ = ["build", "default_config", "get_spec", "list_models", "register_model", "unet",
            "attention_unet", "r2unet", "attention_r2unet", "unet_parts", "multiresunet",
            "drrmsan", "Unet", "FPN", "Linknet", "PSPNet", "kidney_segnet", "micronet",
            "residual_attention_network", "unet_plus_plus", "unet_3plus", "u2net", "vnet_2d",
-           "resunet_a"]
+           "resunet_a", "transunet", "swin_unet", "UnetPlusPlus", "DeepLabV3Plus"]
