@@ -37,3 +37,18 @@ def stop(proc: subprocess.Popen):
     if proc.poll() is None:
         proc.kill()
         proc.communicate()
+
+
+def module_fixture(code: str, backend: str = "jax"):
+    """A module-scoped autouse fixture that starts ``code`` when the module's first test runs,
+    so that it works beside the module's other tests, and kills it if it is still running at
+    the end. Assign it in the test module: ``jax_run = _jax_backend.module_fixture(JAX_CODE)``;
+    the module's last test checks it with ``finish(jax_run)``."""
+    import pytest
+
+    @pytest.fixture(scope="module", autouse=True)
+    def jax_run():
+        proc = start(code, backend)
+        yield proc
+        stop(proc)
+    return jax_run

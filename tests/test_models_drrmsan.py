@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import _jax_backend
+from _model_checks import images, predict
 from kerasmed.models import build, default_config
 from kerasmed.models.drrmsan import WeightedFusion
 
@@ -32,28 +33,9 @@ JAX_CODE = """
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_run():
-    # The JAX check runs in a subprocess from the start of the module, beside the other tests.
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        yield None
-        return
-    proc = _jax_backend.start(JAX_CODE)
-    yield proc
-    _jax_backend.stop(proc)
+jax_run = _jax_backend.module_fixture(JAX_CODE)
 
 
-def _images(n=2, shape=(32, 32, 3), seed=0):
-    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
-
-
-def _predict(model, x):
-    # An eager call: for one small batch, much faster on CPU than tracing ``predict``.
-    out = model(x, training=False)
-    return [keras.ops.convert_to_numpy(o) for o in out] if isinstance(out, (list, tuple)) \
-        else keras.ops.convert_to_numpy(out)
 
 
 def _count(layers):
@@ -78,7 +60,7 @@ def test_paper_size_parameter_count_against_the_authors_msan1():
 @pytest.mark.parametrize("shape", [(64, 64, 3), (96, 128, 3), (256, 256, 1)])
 def test_any_size_divisible_by_16(shape):
     model = build("drrmsan", input_shape=shape, filters=4)
-    outs = _predict(model, _images(1, shape))
+    outs = predict(model, images(1, shape))
     assert [o.shape for o in outs] == [(1, *shape[:2], 1)] * 5
     assert all(o.dtype == np.float32 and np.all((o >= 0) & (o <= 1)) for o in outs)
 
@@ -92,7 +74,7 @@ def test_sizes_and_alphas_are_validated():
 
 def test_three_classes_softmax_heads():
     model = build("drrmsan", input_shape=(32, 32, 3), classes=3, filters=4)
-    outs = _predict(model, _images())
+    outs = predict(model, images())
     assert [o.shape for o in outs] == [(2, 32, 32, 3)] * 5
     for o in outs:  # every head is a softmax; the fused sums to sum(alphas) = 1
         np.testing.assert_allclose(o.sum(-1), 1.0, rtol=1e-5)
@@ -101,10 +83,10 @@ def test_three_classes_softmax_heads():
 def test_fused_is_the_alpha_weighted_sum_and_logits():
     alphas = (0.287, 0.026, 0.173, 0.512)
     model = build("drrmsan", input_shape=(32, 32, 3), filters=4, alphas=alphas)
-    *parts, fused = _predict(model, _images())
+    *parts, fused = predict(model, images())
     np.testing.assert_allclose(fused, sum(a * p for a, p in zip(alphas, parts)), atol=1e-6)
     logits = build("drrmsan", input_shape=(32, 32, 3), filters=4, activation=None)
-    assert any(o.min() < 0 for o in _predict(logits, _images()))
+    assert any(o.min() < 0 for o in predict(logits, images()))
 
 
 def test_learnable_alphas_single_output_and_regularized():
@@ -142,17 +124,17 @@ def test_train_step_on_every_output_and_round_trip(tmp_path):
                   run_eagerly=True)  # one step: tracing would take longer than it saves
     y = (np.random.default_rng(1).random((2, 32, 32, 1)) > 0.5).astype("float32")
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
-    logs = model.train_on_batch(_images(), {n: y for n in model.output_names}, return_dict=True)
+    logs = model.train_on_batch(images(), {n: y for n in model.output_names}, return_dict=True)
     assert np.isfinite(logs["loss"]) and all(f"{n}_loss" in logs for n in NAMES)
     unchanged = [w.path for w, b in zip(model.trainable_weights, before)
                  if np.array_equal(keras.ops.convert_to_numpy(w), b)]
     assert not unchanged, unchanged  # includes the fusion's alphas
-    x = _images(seed=3)
-    expected = _predict(model, x)
+    x = images(seed=3)
+    expected = predict(model, x)
     model.save(tmp_path / "d.keras")
     loaded = keras.saving.load_model(tmp_path / "d.keras")
     assert loaded.output_names == NAMES
-    for a, b in zip(_predict(loaded, x), expected):
+    for a, b in zip(predict(loaded, x), expected):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import _jax_backend
+from _model_checks import (assert_most_weights_changed, assert_reloads_identically, images,
+                          trained_tiny_fixture)
 from kerasmed.models import build, get_spec
 from kerasmed.models.dice_unit import ChannelShuffle, GroupConv2D, dice_unit, dice_unit_parameters
 from kerasmed.models.kidney_segnet import kidney_segnet
@@ -25,11 +27,7 @@ JAX_CODE = """
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_run():
-    proc = _jax_backend.start(JAX_CODE)
-    yield proc
-    _jax_backend.stop(proc)
+jax_run = _jax_backend.module_fixture(JAX_CODE)
 
 
 def trainable_count(model):
@@ -197,39 +195,24 @@ def test_group_conv_equals_grouped_conv2d(channels, filters, groups):
 
 # ---- training and saving -------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def trained_tiny(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    model = kidney_segnet((32, 32, 3), filters=4)
-    # Eager: tracing the step of 17 DiCE units (~340 weights) takes TensorFlow tens of seconds
-    # on this CPU and says nothing more about the model; graph mode is exercised on a single
-    # unit below and by the JAX test, which jit-compiles this model's step.
-    model.compile(keras.optimizers.SGD(0.01), loss="mse", run_eagerly=True)
-    rng = np.random.default_rng(0)
-    x = rng.random((2, 32, 32, 3), dtype=np.float32)
-    y = rng.random((2, 32, 32, 1), dtype=np.float32)
-    before = [w.copy() for w in model.get_weights()]
-    loss = model.train_on_batch(x, y)
-    return model, x, before, loss, tmp_path_factory.mktemp("kidney")
+# Eager: tracing the step of 17 DiCE units (~340 weights) takes TensorFlow tens of seconds on
+# this CPU and says nothing more about the model; graph mode is exercised on a single unit below
+# and by the JAX test, which jit-compiles this model's step.
+trained_tiny = trained_tiny_fixture(lambda: kidney_segnet((32, 32, 3), filters=4),
+                                    images(2, (32, 32, 3)), images(2, (32, 32, 1), seed=1),
+                                    "mse", "kidney")
 
 
 def test_one_training_step(trained_tiny):
     model, _, before, loss, _ = trained_tiny
     assert np.isfinite(loss)
-    changed = [not np.array_equal(b, a) for b, a in zip(before, model.get_weights())]
-    assert sum(changed) > len(changed) // 2
+    assert_most_weights_changed(before, model)
 
 
 def test_save_and_reload_give_identical_predictions(trained_tiny):
     model, x, _, _, tmp = trained_tiny
-    path = tmp / "kidney_segnet.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path)
-    assert reloaded.name == "kidney_segnet"
-    # Eager calls: predict() would trace each model (seconds) for one batch.
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(x, training=False)),
-                               keras.ops.convert_to_numpy(model(x, training=False)),
-                               rtol=1e-5, atol=1e-6)
+    assert assert_reloads_identically(model, x, tmp / "kidney_segnet.keras").name == \
+        "kidney_segnet"
 
 
 def test_jax_backend_builds_and_trains(jax_run):

@@ -48,11 +48,7 @@ JAX_CODE = """
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_run():
-    proc = _jax_backend.start(JAX_CODE)
-    yield proc
-    _jax_backend.stop(proc)
+jax_run = _jax_backend.module_fixture(JAX_CODE)
 
 
 # ---- sizes and layout ----------------------------------------------------------------------

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import _jax_backend
+from _model_checks import images
 from kerasmed.models import build
 
 JAX_CODE = """
@@ -23,21 +24,8 @@ JAX_CODE = """
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_run():
-    # The JAX check runs in a subprocess from the start of the module, beside the other tests.
-    try:
-        import jax  # noqa: F401
-    except ImportError:
-        yield None
-        return
-    proc = _jax_backend.start(JAX_CODE)
-    yield proc
-    _jax_backend.stop(proc)
+jax_run = _jax_backend.module_fixture(JAX_CODE)
 
-
-def _images(n=2, shape=(32, 32, 3), seed=0):
-    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
 
 
 def test_reference_parameter_count_exactly():
@@ -61,7 +49,7 @@ def test_multires_block_widths_follow_the_paper():
 @pytest.mark.parametrize("classes", [1, 3])
 def test_output_shapes_and_head(classes):
     model = build("multiresunet", input_shape=(32, 48, 3), classes=classes, filters=8)
-    out = keras.ops.convert_to_numpy(model(_images(2, (32, 48, 3)), training=False))
+    out = keras.ops.convert_to_numpy(model(images(2, (32, 48, 3)), training=False))
     assert out.shape == (2, 32, 48, classes) and out.dtype == np.float32
     if classes == 3:
         np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
@@ -75,11 +63,11 @@ def test_one_train_step_changes_weights_and_round_trips(tmp_path):
                   run_eagerly=True)
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
     y = (np.random.default_rng(1).random((4, 32, 32, 1)) > 0.5).astype("float32")
-    loss = float(model.train_on_batch(_images(4), y))
+    loss = float(model.train_on_batch(images(4), y))
     assert np.isfinite(loss)
     assert all(not np.array_equal(keras.ops.convert_to_numpy(w), b)
                for w, b in zip(model.trainable_weights, before))
-    x = _images(2, seed=3)
+    x = images(2, seed=3)
     expected = keras.ops.convert_to_numpy(model(x, training=False))
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")

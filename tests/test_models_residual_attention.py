@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import _jax_backend
+from _model_checks import (assert_most_weights_changed, assert_reloads_identically, images,
+                          predict, trained_tiny_fixture)
 from kerasmed.models import build, get_spec, list_models
 from kerasmed.models.residual_attention import attention_module, residual_attention_network
 
@@ -26,11 +28,7 @@ JAX_CODE = """
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def jax_run():
-    proc = _jax_backend.start(JAX_CODE)
-    yield proc
-    _jax_backend.stop(proc)
+jax_run = _jax_backend.module_fixture(JAX_CODE)
 
 
 def trainable_count(model):
@@ -85,37 +83,24 @@ def test_attention_residual_learning():
     assert "a_mask_merge3" not in names
 
 
-@pytest.fixture(scope="module")
-def trained_tiny(tmp_path_factory):
-    keras.utils.set_random_seed(0)
-    model = residual_attention_network((64, 64, 3), classes=3, width=1 / 16)
-    # Eager: tracing this ~330-weight step takes TensorFlow tens of seconds on this CPU; the JAX
-    # test jit-compiles the same step.
-    model.compile(keras.optimizers.SGD(0.01), loss="categorical_crossentropy", run_eagerly=True)
-    x = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
-    y = keras.utils.to_categorical([0, 2], 3)
-    before = [w.copy() for w in model.get_weights()]
-    loss = model.train_on_batch(x, y)
-    return model, x, before, loss, tmp_path_factory.mktemp("ran")
+# Eager: tracing this ~330-weight step takes TensorFlow tens of seconds on this CPU; the JAX test
+# jit-compiles the same step.
+trained_tiny = trained_tiny_fixture(
+    lambda: residual_attention_network((64, 64, 3), classes=3, width=1 / 16),
+    images(2, (64, 64, 3)), keras.utils.to_categorical([0, 2], 3), "categorical_crossentropy",
+    "ran")
 
 
 def test_one_training_step(trained_tiny):
     model, x, before, loss, _ = trained_tiny
     assert np.isfinite(loss)
-    changed = [not np.array_equal(b, a) for b, a in zip(before, model.get_weights())]
-    assert sum(changed) > len(changed) // 2
-    probabilities = keras.ops.convert_to_numpy(model(x, training=False))
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert_most_weights_changed(before, model)
+    np.testing.assert_allclose(predict(model, x).sum(axis=1), 1, rtol=1e-5)
 
 
 def test_save_and_reload_give_identical_predictions(trained_tiny):
     model, x, _, _, tmp = trained_tiny
-    path = tmp / "ran.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(reloaded(x, training=False)),
-                               keras.ops.convert_to_numpy(model(x, training=False)),
-                               rtol=1e-5, atol=1e-6)
+    assert_reloads_identically(model, x, tmp / "ran.keras")
 
 
 def test_oct_small_on_grayscale():

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from _model_checks import images
 
 from kerasmed.models import build, default_config, get_spec
 
@@ -32,10 +33,6 @@ PAPER_COUNTS = [
 ]
 
 
-def _images(n=2, shape=(32, 32, 3), seed=0):
-    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
-
-
 def _may_be_dead(path):
     # CBAM's MLP has channels // 16 hidden ReLU units (one, at these widths); when they are all
     # inactive for both pooled vectors the MLP rightly gets no gradient.
@@ -57,7 +54,7 @@ def test_paper_size_parameter_count(name, params, expected):
 def test_tiny_output_shapes(name, classes):
     model = build(name, classes=classes, **TINY)
     assert model.name == name
-    out = model.predict(_images(), verbose=0)
+    out = model.predict(images(), verbose=0)
     assert out.shape == (2, 32, 32, classes)
     assert out.dtype == np.float32
     if classes == 1:
@@ -72,7 +69,7 @@ def test_one_train_step_changes_weights(name):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
                   run_eagerly=True)  # tracing the step would dominate; predict covers graphs
     before = [w.numpy().copy() for w in model.trainable_weights]
-    x = _images(4)
+    x = images(4)
     y = (np.random.default_rng(1).random((4, 32, 32, 1)) > 0.5).astype("float32")
     loss = model.train_on_batch(x, y)
     loss = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
@@ -85,7 +82,7 @@ def test_one_train_step_changes_weights(name):
 @pytest.mark.parametrize("name", BUILDERS)
 def test_keras_save_load_round_trip(name, tmp_path):
     model = build(name, **TINY)
-    x = _images(2, seed=3)
+    x = images(2, seed=3)
     expected = model.predict(x, verbose=0)
     path = tmp_path / f"{name}.keras"
     model.save(path)
@@ -99,7 +96,7 @@ def test_unet_parts_each_part_alone(part):
     model = build("unet_parts", **TINY, **flags)
     plain = build("unet", **TINY)
     assert model.count_params() > plain.count_params()
-    assert model.predict(_images(1), verbose=0).shape == (1, 32, 32, 1)
+    assert model.predict(images(1), verbose=0).shape == (1, 32, 32, 1)
 
 
 def test_unet_parts_all_off_is_plain_unet():
@@ -108,7 +105,7 @@ def test_unet_parts_all_off_is_plain_unet():
     plain = build("unet", **TINY)
     assert [l.name for l in parts.layers] == [l.name for l in plain.layers]
     parts.set_weights(plain.get_weights())
-    x = _images(2)
+    x = images(2)
     np.testing.assert_allclose(parts.predict(x, verbose=0), plain.predict(x, verbose=0),
                                rtol=1e-6, atol=1e-7)
 
@@ -116,7 +113,7 @@ def test_unet_parts_all_off_is_plain_unet():
 def test_unet_parts_any_input_size():
     model = build("unet_parts", input_shape=(None, None, 3), filters=4, depth=2)
     for size in (32, 48):
-        assert model.predict(_images(1, (size, size, 3)), verbose=0).shape == (1, size, size, 1)
+        assert model.predict(images(1, (size, size, 3)), verbose=0).shape == (1, size, size, 1)
 
 
 def test_r2unet_shared_weights_reuse_one_conv_per_rcl():
@@ -149,7 +146,7 @@ def test_logits_and_mixed_precision():
     try:
         model = build("attention_r2unet", **TINY)
         assert model.output.dtype == "float32"
-        assert np.isfinite(model.predict(_images(1), verbose=0)).all()
+        assert np.isfinite(model.predict(images(1), verbose=0)).all()
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
