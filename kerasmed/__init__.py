@@ -1,12 +1,39 @@
 """kerasmed: medical-image segmentation and classification networks for Keras 3.
 
-Sub-packages:
-    kerasmed.models    model builders and the registry (``kerasmed.models.build``)
-    kerasmed.losses    segmentation losses, registered Keras objects
-    kerasmed.metrics   segmentation metrics, registered Keras objects
-    kerasmed.data      image I/O, dataset readers, PyDataset loaders, the synthetic dataset
-    kerasmed.training  the trainer, callbacks and run directories
-    kerasmed.config    experiment files: schema and validation
+Sub-packages (docs/architecture.md describes the layers):
+    kerasmed.models      model builders and the registry (``kerasmed.models.build``)
+    kerasmed.losses      segmentation losses, registered Keras objects
+    kerasmed.metrics     segmentation metrics, registered Keras objects
+    kerasmed.data        image I/O, dataset readers, PyDataset loaders, the synthetic dataset
+    kerasmed.evaluation  inference as in training, pixel and object scores, classification report
+    kerasmed.training    the training engines and their callbacks
+    kerasmed.experiment  experiment files: schema, validation and the pipeline every command uses
 """
 
 __version__ = "0.1.0"
+
+
+def load_model(path, **kwargs):
+    """Load a kerasmed ``.keras`` checkpoint; returns the ``keras.Model``.
+
+    ``keras.saving.load_model`` finds kerasmed's losses, metrics and layers only once
+    ``kerasmed`` has registered them; this does that first, and says which class is missing
+    when a file needs objects from elsewhere. ``kwargs`` go to ``keras.saving.load_model``.
+    """
+    import keras
+
+    import kerasmed.losses  # noqa: F401  (registers the objects a checkpoint refers to)
+    import kerasmed.metrics  # noqa: F401
+    import kerasmed.models  # noqa: F401
+
+    import re
+
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except TypeError as err:
+        found = re.search(r"Could not locate (\w+) '([^']+)'", str(err))
+        if found is None:
+            raise
+        raise TypeError(f"{path}: needs the {found.group(1)} {found.group(2)!r}, which is neither "
+                        f"Keras' nor kerasmed's; import the package that defines it (or pass "
+                        f"custom_objects=...) before loading") from err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -28,11 +29,78 @@ def _train_parser():
                         metavar="KEY=VALUE",
                         help="override a key of the experiment, VALUE in JSON "
                              "(e.g. --set training.epochs=2); repeatable")
+    _add_verbose(parser)
     return parser
 
 
+EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupted": 130}
+
+
+def _os_error(err: OSError) -> str:
+    """One line for an expected OS error: the path and the cause, no traceback."""
+    path = err.filename if err.filename is not None else ""
+    cause = err.strerror or str(err)
+    hints = {errno.ENOSPC: "free some space or choose another --output",
+             errno.EROFS: "choose a writable --output", errno.EACCES: "check its permissions",
+             errno.EEXIST: "it exists and is not a folder", errno.ENOTDIR: "a part of the path "
+             "is a file, not a folder"}
+    hint = hints.get(err.errno)
+    return f"{path}: {cause}" + (f" ({hint})" if hint else "")
+
+
+def _quiet(verbose: bool):
+    """Silence third-party warnings and logs (TensorFlow, OpenCV, matplotlib...) unless
+    ``--verbose``; kerasmed's own warnings always show."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
+    import warnings
+
+    from kerasmed.names import KerasmedWarning
+
+    default_format = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None):
+        if issubclass(category, KerasmedWarning):  # ours: the message says it all
+            return f"kerasmed: warning: {message}\n"
+        return default_format(message, category, filename, lineno, line)
+    warnings.formatwarning = one_line
+    if verbose:
+        return
+
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", category=KerasmedWarning)
+    if "keras" not in sys.modules:
+        _import_keras_silently()
+    import cv2
+    if hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(0)  # silent
+    import logging
+    for name in ("tensorflow", "absl", "matplotlib", "PIL", "jax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _import_keras_silently():
+    """Import Keras (and its backend) with the process's stderr closed: TensorFlow's C++ start-up
+    lines (oneDNN, CUDA drivers, CPU features) are written there before any log level applies."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _add_verbose(parser):
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show third-party warnings and logs (TensorFlow, OpenCV, "
+                             "matplotlib)")
+
+
 def train_main(argv=None) -> int:
-    """Run ``kerasmed-train``; returns the exit status (0 done, 2 bad input, 130 interrupted).
+    """Run ``kerasmed-train``; returns the exit status: 0 completed (or stopped early), 1 failed,
+    2 bad input or a file-system error, 3 diverged, 130 interrupted.
 
     ``kerasmed-train CONFIG [--output DIR] [--set KEY=VALUE ...]`` starts a new run;
     ``kerasmed-train --resume RUN_DIR`` continues one.
@@ -41,41 +109,48 @@ def train_main(argv=None) -> int:
     args = parser.parse_args(argv)
     if (args.config is None) == (args.resume is None):
         parser.error("give either an experiment file or --resume RUN_DIR")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.resume and args.overrides:
+        parser.error("--set cannot change a run being resumed")
+    if args.folds is not None and args.folds < 2:
+        parser.error("--folds needs at least 2 folds")
+    _quiet(args.verbose)
     # Imported here so that --help answers without loading TensorFlow.
     from kerasmed.data.io import ImageReadError
     from kerasmed.data.readers import DatasetLayoutError
     from kerasmed.experiment import ConfigError, Experiment, resume, train, train_kfold
-    from kerasmed.training.trainer import read_summary
+    from kerasmed.training.trainer import RunDiverged, read_summary
 
     try:
         if args.resume:
-            if args.overrides:
-                parser.error("--set cannot change a run being resumed")
             run_dir = resume(args.resume)
         else:
             experiment = Experiment.from_file(args.config, args.overrides)
             if args.folds is not None:
-                if args.folds < 2:
-                    parser.error("--folds needs at least 2 folds")
                 parent = train_kfold(experiment, args.folds, args.output)
                 print(f"kerasmed-train: {args.folds} folds done; see {parent / 'folds.csv'}")
                 return 0
             run_dir = train(experiment, args.output)
-    except (ConfigError, DatasetLayoutError, ImageReadError, FileExistsError, ValueError) as err:
+    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
         print(f"kerasmed-train: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_CODES["bad input"]
+    except OSError as err:
+        print(f"kerasmed-train: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except RunDiverged as err:
+        print(f"kerasmed-train: diverged: {err} (summary.json has the details; no checkpoint "
+              f"holds non-finite weights)", file=sys.stderr)
+        return EXIT_CODES["diverged"]
     except KeyboardInterrupt:
-        print("kerasmed-train: interrupted; the run directory keeps the epochs completed",
-              file=sys.stderr)
-        return 130
+        print("kerasmed-train: interrupted; the run directory keeps the epochs completed "
+              "(continue with --resume)", file=sys.stderr)
+        return EXIT_CODES["interrupted"]
     summary = read_summary(run_dir)
     best = summary.get("best")
     if best:
         print(f"kerasmed-train: best {best['monitor']} = {best['value']:.4f} at epoch "
               f"{best['epoch']}; outputs in {run_dir}")
-    return 0 if summary["status"] in ("completed", "stopped") else 1
-
+    return EXIT_CODES["done"] if summary["status"] in ("completed", "stopped") \
+        else EXIT_CODES["failed"]
 
 
 def _inference_parser(prog, description):
@@ -93,6 +168,7 @@ def _inference_parser(prog, description):
                         help="probability above which a pixel is foreground (default 0.5)")
     parser.add_argument("--normalization", default=None,
                         help="override the run's data.normalization (dtype_range or minmax)")
+    _add_verbose(parser)
     return parser
 
 
@@ -127,16 +203,21 @@ def eval_main(argv=None) -> int:
                              "labels: on/off, or the kind of output to split into objects "
                              "(default: the run's postprocess.instances, auto: on for "
                              "distance-map runs and instance-label datasets such as GlaS)")
+    # Light: Postprocess's module loads no Keras, so --help stays fast.
+    from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGROUND,
+                                             postprocess_defaults)
     parser.add_argument("--foreground-threshold", type=float, default=None,
-                        help="instances: foreground above it (default 0.05 for distance maps, "
-                             "0.5 for probabilities)")
+                        help=f"instances: foreground above it (default: the run's "
+                             f"postprocess.foreground_threshold, else {DISTANCE_FOREGROUND} for "
+                             f"distance maps, {PROBABILITY_FOREGROUND} for probabilities)")
     parser.add_argument("--watershed-h", dest="h", type=float, default=None,
-                        help="instances from distance maps: h-maxima depth of the watershed "
-                             "markers (default 0.1)")
+                        help=f"instances from distance maps: h-maxima depth of the watershed "
+                             f"markers (default: the run's postprocess.h, else "
+                             f"{postprocess_defaults()['h']})")
     parser.add_argument("--min-size", type=int, default=None,
                         help="instances: remove objects smaller than this many pixels")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet(args.verbose)
     from pathlib import Path
 
     from kerasmed.data.io import ImageReadError
@@ -179,6 +260,9 @@ def eval_main(argv=None) -> int:
             raise
     except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
         print(f"kerasmed-eval: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(f"kerasmed-eval: error: {_os_error(err)}", file=sys.stderr)
         return 2
     from kerasmed.evaluation import PIXEL_SCORES
 
@@ -227,11 +311,15 @@ def predict_main(argv=None) -> int:
                         help="tile overlap for --mode tile (default 0.5)")
     parser.add_argument("--probabilities", action="store_true",
                         help="also write the foreground probability as a 16-bit PNG")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                        help="an unreadable image: stop and write nothing (raise, default), or "
+                             "predict every readable image and list the others (skip)")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet(args.verbose)
+    import shutil
+    import tempfile
     from pathlib import Path
 
-    import cv2
     import numpy as np
 
     from kerasmed.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image
@@ -254,26 +342,63 @@ def predict_main(argv=None) -> int:
     if len(set(targets.values())) < len(targets):
         print("kerasmed-predict: error: two input images share a file stem", file=sys.stderr)
         return 2
+    created = not out.exists()
+    staging = None
+    skipped = []
     try:
         run = load_for_inference(args.target, args.checkpoint, args.mode, args.normalization)
         model, settings = run.model, run.settings
         out.mkdir(parents=True, exist_ok=True)
+        # Masks are written to a staging folder and moved into place only when every image is
+        # done: an unreadable image (with --on-error raise) or a full disk leaves nothing
+        # half-written.
+        staging = Path(tempfile.mkdtemp(prefix=".kerasmed-predict-", dir=out))
+        written = []
         for path, target in targets.items():
-            image = read_image(path, channels=settings.channels)
+            try:
+                image = read_image(path, channels=settings.channels)
+            except ImageReadError as err:
+                if args.on_error == "raise":
+                    raise
+                skipped.append((path, str(err)))
+                continue
             prob = predict_image(model, image, settings.mode, settings.normalization,
                                  pad_value=settings.pad_value,
                                  overlap=args.overlap, tta=args.tta)
             mask = to_mask(prob, args.threshold)
             scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are
-            cv2.imwrite(str(target), (mask * scale).astype(np.uint8))
+            _write_png(staging / target.name, (mask * scale).astype(np.uint8))
+            written.append(target.name)
             if args.probabilities and prob.shape[-1] == 1:
-                cv2.imwrite(str(out / f"{path.stem}_prob.png"),
-                            (np.clip(prob[..., 0], 0, 1) * 65535).astype(np.uint16))
-    except (ConfigError, ImageReadError) as err:
-        print(f"kerasmed-predict: error: {err}", file=sys.stderr)
+                name = f"{path.stem}_prob.png"
+                _write_png(staging / name,
+                           (np.clip(prob[..., 0], 0, 1) * 65535).astype(np.uint16))
+                written.append(name)
+        for name in written:
+            os.replace(staging / name, out / name)
+    except (ConfigError, ImageReadError, OSError) as err:
+        message = _os_error(err) if isinstance(err, OSError) and not isinstance(
+            err, ImageReadError) else str(err)
+        print(f"kerasmed-predict: error: {message}; nothing was written", file=sys.stderr)
         return 2
-    print(f"kerasmed-predict: {len(targets)} masks in {out}")
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    done = len(targets) - len(skipped)
+    print(f"kerasmed-predict: {done} masks in {out}")
+    if skipped:
+        print(f"kerasmed-predict: skipped {len(skipped)} unreadable image(s):\n  "
+              + "\n  ".join(f"{p}: {reason}" for p, reason in skipped), file=sys.stderr)
     return 0
+
+
+def _write_png(path, array):
+    import cv2
+
+    if not cv2.imwrite(str(path), array):
+        raise OSError(errno.EIO, "OpenCV could not write the file", str(path))
 
 
 if __name__ == "__main__":

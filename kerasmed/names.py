@@ -1,4 +1,5 @@
-"""Messages for unknown names: the nearest valid choice suggested, worded once for every module.
+"""Messages shared by every module: unknown names with the nearest valid choice suggested, and
+kerasmed's own warning category.
 
 This module sits at the bottom of kerasmed's layers (it imports nothing of kerasmed), so that
 models, losses, metrics, data and the experiment schema all word a typo the same way.
@@ -8,7 +9,12 @@ from __future__ import annotations
 
 import difflib
 
-__all__ = ["did_you_mean", "unknown_name_message"]
+__all__ = ["did_you_mean", "unknown_name_message", "KerasmedWarning"]
+
+
+class KerasmedWarning(UserWarning):
+    """A warning of kerasmed's own (a skipped sample, an unusual hyperparameter): the commands
+    show these even when they silence third-party warnings."""
 
 
 def did_you_mean(name, choices, cutoff: float = 0.6) -> str:

@@ -8,6 +8,7 @@ all write through these; the module imports nothing of kerasmed.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import re
@@ -24,6 +25,8 @@ def create_run_dir(output_root, name: str) -> Path:
     even from two processes, get different folders, and an existing folder is never reused.
     """
     root = Path(output_root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is a file, not a folder", str(root))
     root.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-") or "run"
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -42,13 +45,25 @@ def write_json_atomic(path, data) -> None:
     replace_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def replace_atomic(path, write) -> None:
-    """Call ``write(tmp_path)`` then move the temporary file onto ``path`` in one step."""
+    """Call ``write(tmp_path)`` then move the temporary file onto ``path`` in one step.
+
+    The file gets the permissions the user's umask gives new files (``mkstemp`` alone would
+    leave it readable by its owner only), so colleagues can read a run on a shared server.
+    On an error (a full disk) the earlier file at ``path`` is left as it was.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -32,6 +32,7 @@ from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_i
 from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, resize_image, resize_mask,
                                    tile_origins)
 from kerasmed.data.targets import distance_map
+from kerasmed.names import KerasmedWarning
 
 __all__ = ["SegmentationDataset", "ClassificationDataset", "normalize_image", "NORMALIZATIONS",
            "MASK_MODES", "TRAINING_MASK_MODES", "check_samples"]
@@ -115,6 +116,7 @@ class _BaseDataset(keras.utils.PyDataset):
             self._scan()
         elif verify:
             self._verify()
+            self._scan(strict=True)
         self._items = self._make_items()
         if self.drop_remainder and len(self._items) < self.batch_size:
             raise ValueError(f"{len(self._items)} training samples are fewer than one batch "
@@ -134,7 +136,11 @@ class _BaseDataset(keras.utils.PyDataset):
                                  f"images:\n  " + "\n  ".join(bad[:50])
                                  + ("\n  ..." if len(bad) > 50 else ""))
 
-    def _scan(self):
+    def _scan(self, strict=False):
+        """Decode every sample once, before training: unreadable or truncated images, masks
+        that are not binary and masks whose size differs from their image's are found now,
+        not at some batch of some epoch. ``strict`` raises one ``ImageReadError`` naming
+        every bad file; otherwise they are skipped and listed in ``skipped``."""
         workers = max(2, getattr(self, "workers", 1) or 1)
         keep = self._cache is not None
 
@@ -145,12 +151,18 @@ class _BaseDataset(keras.utils.PyDataset):
             return pair[0].shape[:2], (pair if keep else None)
 
         good, problems, results = check_samples(self.samples, read, workers)
+        if problems and strict:
+            raise ImageReadError(f"{len(problems)} of {len(self.samples)} sample(s) cannot be "
+                                 f"used (data.on_error: \"skip\" would leave them out):\n  "
+                                 + "\n  ".join(msg for _, msg in problems[:50])
+                                 + ("\n  ..." if len(problems) > 50 else ""))
         if problems:
             self.skipped = problems
             warnings.warn(f"{type(self).__name__}: skipped {len(problems)} of "
                           f"{len(self.samples)} sample(s) that cannot be used:\n  "
                           + "\n  ".join(msg for _, msg in problems[:50])
-                          + ("\n  ..." if len(problems) > 50 else ""), stacklevel=4)
+                          + ("\n  ..." if len(problems) > 50 else ""),
+                          stacklevel=4, category=KerasmedWarning)
         if not good:
             raise ImageReadError(f"none of the {len(self.samples)} samples can be read; first "
                                  f"problem: {problems[0][1]}")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kerasmed.data.io import IMAGE_EXTENSIONS
-from kerasmed.names import did_you_mean
+from kerasmed.names import KerasmedWarning, did_you_mean
 
 __all__ = ["Sample", "DatasetLayoutError", "READERS", "read_dataset", "read_folder_pair",
            "read_cvc_clinicdb", "read_kvasir_seg", "read_glas", "read_isic2018", "read_oct2017",
@@ -79,7 +79,8 @@ def _list_images(folder: Path, what: str = "image") -> list[Path]:
     if unknown:
         warnings.warn(f"ignored {len(unknown)} file(s) in {folder} that are not "
                       f"{'/'.join(IMAGE_EXTENSIONS)} images: "
-                      + ", ".join(str(p) for p in sorted(unknown)[:20]), stacklevel=3)
+                      + ", ".join(str(p) for p in sorted(unknown)[:20]),
+                      stacklevel=3, category=KerasmedWarning)
     return sorted(images, key=lambda p: _natural_key(p.name))
 
 
@@ -103,7 +104,7 @@ def _report_unpaired(root, lonely, on_unpaired):
         return
     message = f"unpaired files in {root}:\n  " + "\n  ".join(lonely)
     if on_unpaired == "skip":
-        warnings.warn(f"skipped {len(lonely)} {message}", stacklevel=3)
+        warnings.warn(f"skipped {len(lonely)} {message}", stacklevel=3, category=KerasmedWarning)
         return
     if on_unpaired != "raise":
         raise ValueError(f"on_unpaired must be 'raise' or 'skip', not {on_unpaired!r}")
@@ -343,7 +344,8 @@ def read_glas(root, subsets=None, on_unpaired: str = "raise") -> list[Sample]:
     grade = next((p for p in base.iterdir() if p.name.lower() == "grade.csv"), None)
     if grade is None:
         warnings.warn(f"GlaS: no Grade.csv in {base}; samples have no patient groups, so splits "
-                      f"cannot keep a patient's images together", stacklevel=2)
+                      f"cannot keep a patient's images together",
+                      stacklevel=2, category=KerasmedWarning)
         patients = {}
     else:
         patients = _glas_patients(grade)
@@ -399,7 +401,7 @@ def read_isic2018(root, subsets="all", on_unpaired: str = "raise") -> list[Sampl
         if not truth.is_dir():
             if subsets == "all":  # e.g. a download without the test ground truth
                 warnings.warn(f"ISIC 2018: skipped {inputs}: it has no ground-truth folder "
-                              f"{truth}", stacklevel=2)
+                              f"{truth}", stacklevel=2, category=KerasmedWarning)
                 continue
             raise DatasetLayoutError(f"ISIC 2018: {inputs} has no ground-truth folder {truth}")
         files = [p for p in _list_images(inputs) if not p.stem.endswith("_superpixels")]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 
 import numpy as np
+from kerasmed.names import KerasmedWarning
 
 __all__ = ["split_by_fraction", "split_train_val_test", "kfold_assignments", "kfold_split",
            "split_by_subset", "check_no_leak", "GroupLeakError", "split_record",
@@ -180,7 +181,7 @@ def split_by_subset(samples, train, val=(), test=(), on_leak: str = "raise") -> 
                                  f"on_leak='warn' to use it anyway") from None
         import warnings
 
-        warnings.warn(str(err), stacklevel=2)
+        warnings.warn(str(err), stacklevel=2, category=KerasmedWarning)
     unused = [s for s in samples if s.subset not in owner]
     if unused:
         parts["unused"] = unused

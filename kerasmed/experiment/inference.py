@@ -15,6 +15,7 @@ from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.inference import InferenceSettings, model_input_shape
 from kerasmed.experiment.pipeline import Experiment, postprocess_for
 from kerasmed.experiment.schema import SCHEMA, ConfigError
+from kerasmed.training.guard import non_finite_weights
 
 __all__ = ["InferenceRun", "load_for_inference", "evaluation_samples"]
 
@@ -59,15 +60,25 @@ def load_for_inference(target, checkpoint="best", mode=None, normalization=None)
     experiment = None
     if target.is_dir():
         path = target / f"{checkpoint}.keras"
-        if not path.exists() or not (target / "config.json").exists():
-            raise ConfigError([f"{target}: not a kerasmed run directory with {path.name} "
-                               f"and config.json"])
+        if not (target / "config.json").exists():
+            raise ConfigError([f"{target}: not a kerasmed run directory (no config.json)"])
+        if not path.exists():
+            other = "last" if checkpoint == "best" else "best"
+            hint = (f"; use --checkpoint {other} ({other}.keras is there)"
+                    if (target / f"{other}.keras").exists() else
+                    "; the run has no completed epoch (see its summary.json)")
+            raise ConfigError([f"{target}: the run has no {path.name}{hint}"])
         experiment = Experiment.from_run(target)
     elif target.suffix == ".keras" and target.exists():
         path = target
     else:
         raise ConfigError([f"{target}: expected a run directory or a .keras model file"])
     model = keras.saving.load_model(path, compile=False)
+    bad = non_finite_weights(model)
+    if bad:
+        raise ConfigError([f"{path}: the model has non-finite weights in {len(bad)} "
+                           f"variable(s) (e.g. {bad[0]}): its training diverged; retrain it, "
+                           f"for example with a lower learning rate"])
     if experiment is not None:
         settings = experiment.inference_settings(mode, normalization)
     else:

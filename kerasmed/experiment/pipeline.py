@@ -48,9 +48,11 @@ def _make_optimizer(training: dict, steps_per_epoch: int):
     schedule = training["lr_schedule"]
     if schedule is not None:
         params = {k: v for k, v in schedule.items() if k != "name"}
-        params.setdefault("initial_learning_rate", spec.get("learning_rate", 1e-3))
         schedule_class = getattr(keras.optimizers.schedules, schedule["name"])
-        if "decay_steps" in inspect.signature(schedule_class).parameters:
+        accepted = inspect.signature(schedule_class).parameters
+        if "initial_learning_rate" in accepted:  # PiecewiseConstantDecay takes its values
+            params.setdefault("initial_learning_rate", spec.get("learning_rate", 1e-3))
+        if "decay_steps" in accepted:
             # Default: decay over the whole run.
             params.setdefault("decay_steps", steps_per_epoch * training["epochs"])
         spec["learning_rate"] = schedule_class(**params)

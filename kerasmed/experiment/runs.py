@@ -77,6 +77,7 @@ def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=No
         model = experiment.build_model(classes)
         train_ds, val_ds = experiment.datasets(model, split, classes)
         experiment.compile(model, len(train_ds))
+    skipped = _skipped(split, train_ds, val_ds)
     if run_dir is None:
         run_dir = create_run_dir(output_root, config["name"])
     else:
@@ -86,7 +87,20 @@ def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=No
     if experiment.source is not None:
         shutil.copyfile(experiment.source, run_dir / "config.source.json")
     write_json_atomic(run_dir / "split.json", split.record)
-    return run_training(config, run_dir, model, train_ds, val_ds, replicas=replicas)
+    return run_training(config, run_dir, model, train_ds, val_ds, replicas=replicas,
+                        skipped=skipped)
+
+
+def _skipped(split, *datasets):
+    """The samples the loaders left out (``data.on_error: skip``), as ``{"image", "reason"}``;
+    they are taken out of the split's record too, so ``split.json`` lists what was used."""
+    skipped = [{"image": str(sample.image), "reason": reason}
+               for dataset in datasets for sample, reason in dataset.skipped]
+    left_out = {s["image"] for s in skipped}
+    for part in ("train", "val", "test"):
+        if part in split.record:
+            split.record[part] = [p for p in split.record[part] if p not in left_out]
+    return skipped
 
 
 def train_kfold(config, k: int, output_root="runs", config_path=None) -> Path:

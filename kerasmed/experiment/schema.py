@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -36,7 +37,7 @@ from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGROUND,
                                          postprocess_defaults)
 from kerasmed.models.registry import get_spec
-from kerasmed.names import did_you_mean, unknown_name_message
+from kerasmed.names import KerasmedWarning, did_you_mean, unknown_name_message
 from kerasmed.training.distribution import DISTRIBUTIONS
 from kerasmed.training.tf_distribute import TFConfigError, parse_tf_config
 from kerasmed.training.trainer import LOOPS
@@ -129,7 +130,42 @@ def _optimizer(value):
     for key in value:
         if key != "name" and key not in params:
             return _unknown_key_message(f"optimizer {name!r} argument", key, params)
+    return _optimizer_ranges(value)
+
+
+# Hyperparameters that make training impossible outside their range: (low, high, what).
+_OPTIMIZER_RANGES = {
+    "learning_rate": (0, None, "> 0"), "momentum": (0, 1, "in [0, 1)"),
+    "beta_1": (0, 1, "in [0, 1)"), "beta_2": (0, 1, "in [0, 1)"), "rho": (0, 1, "in [0, 1)"),
+    "epsilon": (0, None, "> 0"), "weight_decay": (0, None, ">= 0"),
+    "clipnorm": (0, None, "> 0"), "clipvalue": (0, None, "> 0"),
+}
+# Values that train, but rarely well: warned about, not refused.
+_USUAL_LEARNING_RATE = (1e-7, 1.0)
+
+
+def _number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _optimizer_ranges(value):
+    for key, (low, high, what) in _OPTIMIZER_RANGES.items():
+        v = value.get(key)
+        if v is None or not _number(v):
+            continue
+        open_low = what != ">= 0" and key not in ("momentum", "beta_1", "beta_2", "rho")
+        if (v < low or (open_low and v == low)) or (high is not None and v >= high):
+            return f"{key} must be {what}, got {v}"
     return None
+
+
+def _optimizer_warnings(config, where):
+    lr = config["training"]["optimizer"].get("learning_rate")
+    low, high = _USUAL_LEARNING_RATE
+    if _number(lr) and not low <= lr <= high:
+        warnings.warn(f"{where}: training.optimizer.learning_rate {lr} is far outside the usual "
+                      f"range [{low:g}, {high:g}]; training may diverge (too high) or not move "
+                      f"(too low)", KerasmedWarning, stacklevel=3)
 
 
 def _lr_schedule(value):
@@ -443,6 +479,7 @@ def validate_config(raw: dict, where: str = "<config>") -> dict:
         _check_distribution(config, where, problems)
     if problems:
         raise ConfigError(problems)
+    _optimizer_warnings(config, where)
     return config
 
 
@@ -468,11 +505,17 @@ def apply_overrides(raw: dict, overrides=(), where: str = "<config>") -> dict:
     """
     for override in overrides:
         keys, value = parse_override(override)
-        node = raw
+        node, schema = raw, SCHEMA
         for k in keys[:-1]:
-            node = node.setdefault(k, {})
+            spec = schema.get(k) if isinstance(schema, dict) else None
+            # A key inside an object-valued setting (training.optimizer.learning_rate) starts
+            # from that setting's default, so the rest of the default is kept.
+            fresh = copy.deepcopy(spec.default) if isinstance(spec, Field) and isinstance(
+                spec.default, dict) else {}
+            node = node.setdefault(k, fresh)
+            schema = spec if isinstance(spec, dict) else None
             if not isinstance(node, dict):
-                raise ConfigError([f"{where}: --set {override}: {k} is not an object"])
+                raise ConfigError([f"--set {override}: {k} is not an object"])
         node[keys[-1]] = value
     return raw
 
@@ -502,7 +545,24 @@ def load_config(path, overrides=()) -> dict:
     path = Path(path)
     where = str(path)
     raw = apply_overrides(read_experiment(path), overrides, where)
-    config = validate_config(raw, where)
+    try:
+        config = validate_config(raw, where)
+    except ConfigError as err:
+        raise ConfigError([_blame_override(p, where, overrides) for p in err.problems]) from None
     if config["name"] is None:
         config["name"] = path.stem
     return config
+
+
+def _blame_override(problem: str, where: str, overrides) -> str:
+    """A problem with a key that ``--set`` gave (or a key inside it, or the object holding it)
+    names the ``--set`` argument, not the experiment file."""
+    if not problem.startswith(f"{where}: "):
+        return problem
+    rest = problem[len(where) + 2:]
+    dotted = rest.split(":", 1)[0]
+    for override in overrides:
+        key = override.split("=", 1)[0].strip()
+        if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
+            return f"--set {override}: {rest}"
+    return problem

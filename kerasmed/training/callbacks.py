@@ -35,18 +35,21 @@ class HistoryLogger(keras.callbacks.Callback):
     rewritten atomically at the end of every epoch, so a run in progress can be inspected.
     """
 
-    def __init__(self, run_dir, plots: bool = True, rows=()):
+    def __init__(self, run_dir, plots: bool = True, rows=(), guard=None):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / "history.csv"
         self.plots = plots
         self.rows: list[dict] = list(rows)  # earlier epochs, when a run is resumed
+        self.guard = guard  # a DivergenceGuard: a diverged epoch is not recorded
         self._start = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.diverged is not None:
+            return
         logs = dict(logs or {})
         logs.pop("learning_rate", None)  # ReduceLROnPlateau's copy; ours is read below
         row = {"epoch": epoch + 1}
@@ -56,9 +59,13 @@ class HistoryLogger(keras.callbacks.Callback):
         row["learning_rate"] = current_learning_rate(self.model.optimizer)
         row["epoch_time_s"] = round(time.perf_counter() - self._start, 3)
         self.rows.append(row)
+        self.write()
+
+    def write(self):
+        """Rewrite ``history.csv`` (and the plots) from ``rows``."""
         history = pd.DataFrame(self.rows)
         replace_atomic(self.csv_path, lambda tmp: history.to_csv(tmp, index=False))
-        if self.plots:
+        if self.plots and self.rows:
             plot_history(history, self.run_dir / "plots")
 
 
@@ -73,17 +80,21 @@ class RunCheckpoint(keras.callbacks.Callback):
     Keras' ``ModelCheckpoint`` writes in place, so a run killed while saving leaves a corrupt
     file; here each model is written to a temporary file and moved into place. ``state.json``
     is written after ``last.keras``, so it never claims an epoch the checkpoint lacks: a run
-    killed mid-epoch loses at most that epoch.
+    killed mid-epoch loses at most that epoch. ``epochs_completed`` counts the epochs the
+    checkpoints hold. With a ``guard`` (``DivergenceGuard``) a diverged epoch is not saved:
+    no checkpoint with non-finite weights is written.
     """
 
     def __init__(self, run_dir, monitor: str, mode: str = "max", best_value=None,
-                 best_epoch=None):
+                 best_epoch=None, epochs_completed: int = 0, guard=None):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.monitor = monitor
         self.mode = mode
         self.best_value = best_value
         self.best_epoch = best_epoch
+        self.epochs_completed = int(epochs_completed)
+        self.guard = guard
 
     def _improved(self, value) -> bool:
         if self.best_value is None:
@@ -96,14 +107,17 @@ class RunCheckpoint(keras.callbacks.Callback):
         replace_atomic(path, lambda tmp: self.model.save(tmp))
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.guard is not None and self.guard.diverged is not None:
+            return
         value = (logs or {}).get(self.monitor)
         if value is not None and np.isfinite(value) and self._improved(float(value)):
-            self.best_value, self.best_epoch = float(value), epoch + 1
             self._save("best.keras")
+            self.best_value, self.best_epoch = float(value), epoch + 1
         self._save("last.keras")
         state = {"epochs_completed": epoch + 1, "monitor": self.monitor, "mode": self.mode,
                  "best_value": self.best_value, "best_epoch": self.best_epoch}
         write_json_atomic(self.run_dir / "state.json", state)
+        self.epochs_completed = epoch + 1
 
 
 class DatasetEpoch(keras.callbacks.Callback):

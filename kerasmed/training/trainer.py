@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -30,12 +31,20 @@ from kerasmed.runfiles import write_json_atomic
 from kerasmed.training.aux_weight import AuxiliaryLossWeight, has_auxiliary_outputs
 from kerasmed.training.callbacks import (ClassificationMetrics, DatasetEpoch, HistoryLogger,
                                          RunCheckpoint)
+from kerasmed.training.guard import DivergenceGuard
 from kerasmed.training.loop import train_on_batch_loop
 from kerasmed.training.unfreeze import UnfreezeEncoder
 
-__all__ = ["LOOPS", "run_training", "history_keys", "read_summary", "versions"]
+__all__ = ["LOOPS", "STATUSES", "run_training", "history_keys", "read_summary", "versions",
+           "RunDiverged"]
 
 LOOPS = ("fit", "train_on_batch")
+# Why a run ended, as summary.json records it ("running" while it trains).
+STATUSES = ("completed", "stopped", "diverged", "interrupted", "failed")
+
+
+class RunDiverged(RuntimeError):
+    """Training stopped at a non-finite loss or non-finite weights (``summary.json`` says where)."""
 CLASSIFICATION_COLUMNS = ("val_macro_f1", "val_mean_auc", "val_balanced_accuracy")
 
 
@@ -65,7 +74,7 @@ def versions() -> dict:
 
 def _extra_callbacks(run_dir, training, model):
     spec = training["callbacks"]
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    callbacks = []
     if has_auxiliary_outputs(model) and training["auxiliary_weight"] == "inverse_epoch":
         callbacks.append(AuxiliaryLossWeight())
     if spec["early_stopping"] is not None:
@@ -100,35 +109,69 @@ def _best_row(rows, monitor, mode):
     return pick(rows, key=lambda r: r[monitor])
 
 
+def _divergence_record(guard, training):
+    record = dict(guard.diverged)
+    optimizer = training["optimizer"]
+    lr = optimizer.get("learning_rate")
+    what = "the loss became non-finite" if record["batch"] else "weights became non-finite"
+    record["hint"] = (f"{what} at epoch {record['epoch']}"
+                      + (f", batch {record['batch']}" if record["batch"] else "")
+                      + f"; try a lower training.optimizer.learning_rate (now {lr})"
+                      + (", a gradient clip (training.optimizer.clipnorm)"
+                         if "clipnorm" not in optimizer else "")
+                      + " or float32 precision")
+    return record
+
+
+def _verbosity(verbose):
+    # A progress bar redrawn in a redirected log is a stream of control characters.
+    if verbose == 1 and not sys.stdout.isatty():
+        return 2
+    return verbose
+
+
 def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), state=None,
-                 replicas=1):
+                 replicas=1, skipped=()):
     """Fit (or loop) ``model`` from ``initial_epoch`` and keep ``summary.json`` up to date.
 
     ``config`` is the validated experiment (its ``training`` section and ``data.class_weights``
-    are read); ``model`` is compiled; ``run_dir`` exists. Returns ``run_dir``.
+    are read); ``model`` is compiled; ``run_dir`` exists; ``skipped`` lists the samples the
+    loaders left out (``data.on_error: skip``) as ``{"image", "reason"}`` dicts.
+
+    ``summary.json`` records why the run ended (``status``: ``completed``, ``stopped`` by early
+    stopping, ``diverged`` with where and a hint, ``interrupted``, or ``failed`` with the
+    error). ``history.csv``, ``state.json`` and the summary always agree on the epochs
+    completed: those the checkpoints hold.
+
+    Returns ``run_dir``; raises ``RunDiverged`` after recording a diverged run.
     """
     run_dir = Path(run_dir)
     training = config["training"]
     state = state or {}
-    logger = HistoryLogger(run_dir, rows=rows)
+    guard = DivergenceGuard()
+    logger = HistoryLogger(run_dir, rows=rows, guard=guard)
     checkpoint = RunCheckpoint(run_dir, training["monitor"], training["monitor_mode"],
-                               state.get("best_value"), state.get("best_epoch"))
-    callbacks = [DatasetEpoch(train_ds), logger, checkpoint]
+                               state.get("best_value"), state.get("best_epoch"),
+                               epochs_completed=initial_epoch, guard=guard)
+    callbacks = [DatasetEpoch(train_ds), guard, logger, checkpoint]
     callbacks += _extra_callbacks(run_dir, training, model)
     class_weight = None
     if isinstance(train_ds, ClassificationDataset):
         # Before the logger, so that its figures reach history.csv.
-        callbacks.insert(1, ClassificationMetrics(val_ds, train_ds.classes, run_dir))
+        callbacks.insert(2, ClassificationMetrics(val_ds, train_ds.classes, run_dir))
         class_weight = _class_weight(config["data"]["class_weights"], train_ds)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {
         "name": config["name"], "run_dir": str(run_dir), "model": config["model"]["name"],
         "parameters": int(model.count_params()), "train_samples": len(train_ds.samples),
         "val_samples": len(val_ds.samples), "versions": versions(), "train_seconds": 0.0,
-        "distribution": {"kind": training["distribution"], "replicas": replicas}}
+        "distribution": {"kind": training["distribution"], "replicas": replicas},
+        "skipped": list(skipped)}
     summary["status"] = "running"
+    summary.pop("error", None)
     write_json_atomic(summary_path, summary)
-    if training["verbose"]:
+    verbose = _verbosity(training["verbose"])
+    if verbose:
         print(f"kerasmed: run directory {run_dir}"
               + (f" (resuming after epoch {initial_epoch})" if initial_epoch else ""), flush=True)
     start = time.perf_counter()
@@ -138,31 +181,61 @@ def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows
             # and a resumed run reproduce; fit's own shuffling would reorder its batches.
             model.fit(train_ds, validation_data=val_ds, epochs=training["epochs"],
                       initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False,
-                      class_weight=class_weight, verbose=training["verbose"])
+                      class_weight=class_weight, verbose=verbose)
         else:
             train_on_batch_loop(model, train_ds, val_ds, training["epochs"], callbacks,
-                                initial_epoch=initial_epoch, verbose=training["verbose"],
+                                initial_epoch=initial_epoch, verbose=verbose,
                                 class_weight=class_weight)
-        summary["status"] = "stopped" if model.stop_training else "completed"
+        if guard.diverged is not None:
+            summary["status"] = "diverged"
+            summary["diverged"] = _divergence_record(guard, training)
+        else:
+            summary["status"] = "stopped" if model.stop_training else "completed"
     except KeyboardInterrupt:
         summary["status"] = "interrupted"
         raise
+    except BaseException as err:
+        summary["error"] = f"{type(err).__name__}: {err}"
+        raise
     finally:
+        # The checkpoints are the record: an epoch interrupted after its history row but
+        # before its checkpoint is not counted anywhere.
+        done = checkpoint.epochs_completed
+        if len(logger.rows) > done:
+            del logger.rows[done:]
+            _best_effort(logger.write)
         rows = logger.rows
         best = _best_row(rows, training["monitor"], training["monitor_mode"])
         summary.update({
-            "epochs_completed": len(rows),
+            "epochs_completed": done,
             "train_seconds": round(summary["train_seconds"] + time.perf_counter() - start, 2),
             "final": rows[-1] if rows else None,
             "best": None if best is None else {
                 "monitor": training["monitor"], "mode": training["monitor_mode"],
                 "epoch": best["epoch"], "value": best[training["monitor"]], "row": best},
-            "checkpoints": {"best": "best.keras", "last": "last.keras"},
+            "checkpoints": {"best": "best.keras" if (run_dir / "best.keras").exists() else None,
+                            "last": "last.keras" if (run_dir / "last.keras").exists() else None,
+                            "load": "import kerasmed first: its losses, metrics and layers are "
+                                    "registered Keras objects"},
         })
         if summary["status"] == "running":
             summary["status"] = "failed"
-        write_json_atomic(summary_path, summary)
+        if sys.exc_info()[0] is None:
+            write_json_atomic(summary_path, summary)
+        else:
+            _best_effort(lambda: write_json_atomic(summary_path, summary))
+    if summary["status"] == "diverged":
+        raise RunDiverged(summary["diverged"]["hint"])
     return run_dir
+
+
+def _best_effort(write):
+    """Write a record while a run ends; a full or read-only disk must not hide the first
+    error, which the caller reports."""
+    try:
+        write()
+    except OSError:
+        pass
 
 
 def read_summary(run_dir) -> dict:
