@@ -27,8 +27,12 @@ CODE = """
         "unet_plus_plus": dict(small, depth=2, deep_supervision=True),
         "unet_3plus": dict(small, depth=2), "u2net": dict(small, variant="small"),
         "vnet_2d": dict(small, depth=2), "resunet_a": dict(small, depth=3),
+        "transunet": dict(small, encoder="cnn", hidden_size=16, num_layers=1, num_heads=2,
+                          mlp_dim=32, decoder_filters=(16, 8, 8, 4), decoder_conv_filters=16),
+        "swin_unet": dict(small, filters=8, depth=2, head_dim=4, window_size=4),
     }
-    for family in ("backbone_unet", "fpn", "linknet", "pspnet"):
+    for family in ("backbone_unet", "fpn", "linknet", "pspnet", "backbone_unet_plus_plus",
+                   "deeplabv3plus"):
         size = 96 if family == "pspnet" else 64
         cases[family] = dict(backbone_name="mobilenetv2", input_shape=(size, size, 3),
                              encoder_weights=None)
