@@ -217,6 +217,13 @@ def eval_main(argv=None) -> int:
                              f"{postprocess_defaults()['h']})")
     parser.add_argument("--min-size", type=int, default=None,
                         help="instances: remove objects smaller than this many pixels")
+    parser.add_argument("--uncertainty", choices=("tta", "mc_dropout"), default=None,
+                        help="also map each pixel's uncertainty (predictive entropy and "
+                             "variance) over test-time augmentations or Monte Carlo dropout "
+                             "passes; per-image means in per_image.csv, maps beside the "
+                             "overlays")
+    parser.add_argument("--samples", type=int, default=8,
+                        help="--uncertainty mc_dropout: stochastic passes per image (default 8)")
     args = parser.parse_args(argv)
     _quiet(args.verbose)
     from pathlib import Path
@@ -240,10 +247,12 @@ def eval_main(argv=None) -> int:
         parent = Path(args.output) if args.output else (target if target.is_dir()
                                                         else target.parent)
         if run.is_classifier:
+            if args.uncertainty:
+                parser.error("--uncertainty maps pixels: it is for segmentation models")
             summary, out_dir = _evaluate_classifier(run, samples, args.classes, parent)
             print(f"kerasmed-eval: {summary['images']} images; accuracy "
                   f"{summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f}, mean AUC "
-                  f"{summary['mean_auc']:.4f}; outputs in {out_dir}")
+                  f"{summary['mean_auc']:.4f}, ECE {summary['ece']:.4f}; outputs in {out_dir}")
             return 0
         from kerasmed.evaluation import evaluate
 
@@ -254,7 +263,8 @@ def eval_main(argv=None) -> int:
         try:
             summary = evaluate(run.model, samples, out_dir, run.settings, tta=args.tta,
                                threshold=args.threshold, n_overlays=args.overlays,
-                               postprocess=postprocess)
+                               postprocess=postprocess, uncertainty=args.uncertainty,
+                               n_samples=args.samples)
         except BaseException:
             if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
                 out_dir.rmdir()
@@ -270,10 +280,13 @@ def eval_main(argv=None) -> int:
     scores = list(PIXEL_SCORES)
     if postprocess is not None:
         scores += ["aji", "object_f1", "object_dice"]
+    if args.uncertainty:
+        scores += ["uncertainty"]
     print(f"kerasmed-eval: {summary['images']} images; "
           + ", ".join(f"{k} {summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}" for k in scores)
           + (f"; pooled object F1 {summary['object_f1_pooled']['value']:.4f}"
              if postprocess is not None else "")
+          + (f"; ECE {summary['ece']:.4f}" if "ece" in summary else "")
           + f"; outputs in {out_dir}")
     return 0
 

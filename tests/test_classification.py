@@ -100,3 +100,13 @@ def test_eval_reports_each_class(oct_run, capsys):
                                                  predictions["predicted"]).mean())
     assert (eval_dir / "confusion_matrix.png").exists()
     assert "macro F1" in capsys.readouterr().out
+    # Calibration over images: the ECE from the predictions written beside it.
+    prob = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    right = predictions["true"] == predictions["predicted"]
+    confidence = prob.max(axis=1)
+    bins = np.minimum((confidence * 15).astype(int), 14)
+    ece = sum((bins == b).mean() * abs(right[bins == b].mean() - confidence[bins == b].mean())
+              for b in set(bins))
+    assert summary["ece"] == pytest.approx(ece, abs=1e-6)
+    assert summary["inference"]["fit"] == "resize"
+    assert (eval_dir / "reliability.png").exists()

@@ -109,10 +109,13 @@ def evaluate_classifier(model, dataset, out_dir, inference=None) -> dict:
     """Score a classifier on a ``ClassificationDataset`` and write the results to ``out_dir``.
 
     Writes ``per_class.csv`` (the table of ``report``), ``predictions.csv`` (image, true and
-    predicted class, each class's probability), ``confusion_matrix.png`` and ``summary.json``
-    (with ``inference``, the settings the images were read with, when given). Returns the
-    summary.
+    predicted class, each class's probability), ``confusion_matrix.png``, the images'
+    reliability diagram ``reliability.png`` and ``summary.json`` (with the expected calibration
+    error ``ece`` and, when given, ``inference``: the settings the images were read with).
+    Returns the summary.
     """
+    from kerasmed.evaluation.calibration import Calibration
+
     import json
 
     out_dir = Path(out_dir)
@@ -128,8 +131,12 @@ def evaluate_classifier(model, dataset, out_dir, inference=None) -> dict:
     predictions.to_csv(out_dir / "predictions.csv", index=False)
     plot_confusion_matrix(summary["confusion_matrix"], dataset.classes,
                           out_dir / "confusion_matrix.png")
+    calibration = Calibration()
+    calibration.add_probabilities(prob, truth)
+    calibration.plot(out_dir / "reliability.png", "images")
     summary = {"images": int(len(truth)), "classes": list(dataset.classes), **summary,
-               "per_class": table.to_dict("records")}
+               "per_class": table.to_dict("records"), "ece": calibration.ece(),
+               "calibration": calibration.record()["bins"]}
     if inference is not None:
         summary["inference"] = inference
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")

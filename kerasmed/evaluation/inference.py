@@ -21,13 +21,15 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import cv2
+import keras
 import numpy as np
 
 from kerasmed.data.normalize import make_normalizer
 from kerasmed.data.spatial import FIT_MODES, letterbox, letterbox_window, resize_image
 
 __all__ = ["InferenceSettings", "INFERENCE_MODES", "inference_mode", "model_input_shape",
-           "predict_image", "sliding_window", "to_mask", "predict_batch"]
+           "predict_image", "predict_samples", "sliding_window", "to_mask", "predict_batch",
+           "eager_predict"]
 
 INFERENCE_MODES = ("resize", "pad", "tile")
 _NATIVE_SCALE = ("center_crop", "random_crop", "tile")
@@ -95,16 +97,28 @@ def predict_batch(model, batch):
     return np.asarray(out, dtype=np.float32)
 
 
-def _tta_predict(model, batch, tta: bool):
+def eager_predict(model, batch):
+    """The evaluated output of an eager call ``model(batch, training=False)`` (no compiled
+    predict function: Monte Carlo dropout changes the layers between calls)."""
+    out = model(batch, training=False)
+    if isinstance(out, (list, tuple)):
+        out = out[-1]
+    elif isinstance(out, dict):
+        out = out[model.output_names[-1]]
+    return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+
+
+def _tta_predict(model, batch, tta: bool, predict=None):
+    predict = predict or predict_batch
     if not tta:
-        return predict_batch(model, batch)
+        return predict(model, batch)
     # Quarter turns of a non-square input would change its shape; half turns do not.
     turns = range(4) if batch.shape[1] == batch.shape[2] else (0, 2)
     preds = []
     for flip in (False, True):
         for k in turns:
             x = np.rot90(batch[:, :, ::-1] if flip else batch, k, axes=(1, 2))
-            y = np.rot90(predict_batch(model, np.ascontiguousarray(x)), -k, axes=(1, 2))
+            y = np.rot90(predict(model, np.ascontiguousarray(x)), -k, axes=(1, 2))
             preds.append(y[:, :, ::-1] if flip else y)
     return np.mean(preds, axis=0)
 
@@ -121,14 +135,16 @@ def _as_channels(x):
 
 
 def sliding_window(model, image: np.ndarray, overlap: float = 0.5, tta: bool = False,
-                   batch_size: int = 4, normalize=None, pad_value=None) -> np.ndarray:
+                   batch_size: int = 4, normalize=None, pad_value=None,
+                   predict=None) -> np.ndarray:
     """Predict an ``(H, W, C)`` image of any size with overlapping model-sized tiles.
 
     ``normalize`` (a callable) is applied to each tile on its own, as the loader normalises
     each training crop; without it ``image`` must be normalised already. An image smaller than
     a tile is padded with ``pad_value`` (the loader's crop padding), or reflected when it is
     ``None``. Tiles step by ``tile * (1 - overlap)``; their predictions are blended with a tent
-    window. Returns ``(H, W, classes)``.
+    window. ``predict(model, batch)`` replaces the compiled ``predict_batch``. Returns
+    ``(H, W, classes)``.
     """
     th, tw = model_input_shape(model)[:2]
     h, w = image.shape[:2]
@@ -149,7 +165,7 @@ def sliding_window(model, image: np.ndarray, overlap: float = 0.5, tta: bool = F
         tiles = [padded[y:y + th, x:x + tw] for y, x in chunk]
         if normalize is not None:
             tiles = [_as_channels(normalize(t)) for t in tiles]
-        preds = _tta_predict(model, np.stack(tiles).astype(np.float32), tta)
+        preds = _tta_predict(model, np.stack(tiles).astype(np.float32), tta, predict)
         if acc is None:
             acc = np.zeros((H, W, preds.shape[-1]), np.float32)
         for (y, x), p in zip(chunk, preds):
@@ -165,12 +181,14 @@ def _back_to(prob, h, w):
 
 
 def predict_image(model, image: np.ndarray, mode: str = "resize", normalization="auto",
-                  overlap: float = 0.5, tta: bool = False, pad_value=0) -> np.ndarray:
+                  overlap: float = 0.5, tta: bool = False, pad_value=0,
+                  predict=None) -> np.ndarray:
     """Probability map ``(H, W, classes)`` of a raw ``(H, W, C)`` image (its stored dtype).
 
     ``mode`` is ``resize``, ``pad`` or ``tile`` (see the module docstring): the image reaches
     the model's input size exactly as kerasmed's loader brought training images there, and is
     normalised after that, as in training. ``InferenceSettings.mode`` gives a run's mode.
+    ``predict(model, batch)`` replaces the compiled ``predict_batch`` (``eager_predict``).
     """
     if mode not in INFERENCE_MODES:
         raise ValueError(f"mode must be one of {INFERENCE_MODES}, got {mode!r}")
@@ -178,18 +196,50 @@ def predict_image(model, image: np.ndarray, mode: str = "resize", normalization=
     normalize = make_normalizer(normalization)
     if mode == "tile":
         return sliding_window(model, image, overlap=overlap, tta=tta, normalize=normalize,
-                              pad_value=pad_value)
+                              pad_value=pad_value, predict=predict)
     size = model_input_shape(model)[:2]
     if mode == "resize":
         x = resize_image(image, size)
     else:
         x, _ = letterbox(image, size, pad_value)
     x = _as_channels(normalize(x)).astype(np.float32)
-    prob = _tta_predict(model, x[None], tta)[0]
+    prob = _tta_predict(model, x[None], tta, predict)[0]
     if mode == "pad":  # un-letterbox: the window the image occupies
         _, top, left, nh, nw = letterbox_window((h, w), size)
         prob = prob[top:top + nh, left:left + nw]
     return _back_to(prob, h, w)
+
+
+def _transforms(h, w):
+    # Quarter turns of a non-square image would change its shape; half turns do not.
+    return [(flip, k) for flip in (False, True) for k in (range(4) if h == w else (0, 2))]
+
+
+def predict_samples(model, image: np.ndarray, method: str, samples: int = 8,
+                    mode: str = "resize", normalization="auto", overlap: float = 0.5,
+                    pad_value=0) -> np.ndarray:
+    """Several predictions of one image for its uncertainty; returns ``(S, H, W, classes)``.
+
+    ``method="tta"``: one per flip and rotation of the image (8, or 4 for non-square images;
+    ``samples`` is ignored); ``"mc_dropout"``: ``samples`` passes with the network's dropout
+    active (``kerasmed.evaluation.calibration.mc_dropout``).
+    """
+    from kerasmed.evaluation.calibration import mc_dropout
+
+    if method == "tta":
+        outs = []
+        for flip, k in _transforms(*image.shape[:2]):
+            x = np.ascontiguousarray(np.rot90(image[:, ::-1] if flip else image, k))
+            y = np.rot90(predict_image(model, x, mode, normalization, overlap,
+                                       pad_value=pad_value), -k)
+            outs.append(y[:, ::-1] if flip else y)
+        return np.stack(outs)
+    if method != "mc_dropout":
+        raise ValueError(f"uncertainty method must be 'tta' or 'mc_dropout', got {method!r}")
+    with mc_dropout(model):
+        return np.stack([predict_image(model, image, mode, normalization, overlap,
+                                       pad_value=pad_value, predict=eager_predict)
+                         for _ in range(int(samples))])
 
 
 def to_mask(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:

@@ -18,12 +18,13 @@ import numpy as np
 from kerasmed.data.io import read_image, read_label_mask, read_mask
 from kerasmed.data.normalize import normalize_image
 from kerasmed.evaluation import instances as km_instances
+from kerasmed.evaluation.calibration import Calibration, predictive_entropy, sample_variance
 from kerasmed.evaluation.inference import (InferenceSettings, model_input_shape, predict_image,
-                                           to_mask)
+                                           predict_samples, to_mask)
 from kerasmed.evaluation.objects import OBJECT_SCORES, Postprocess
 from kerasmed.evaluation.scores import PIXEL_SCORES, score_masks, summarise
 
-__all__ = ["evaluate", "overlay"]
+__all__ = ["evaluate", "overlay", "heatmap"]
 
 
 def _outlines(mask):
@@ -38,9 +39,21 @@ def _outlines(mask):
     return contours
 
 
-def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+def heatmap(values: np.ndarray, top=None) -> np.ndarray:
+    """An RGB heatmap (matplotlib's magma) of a 2-D map, scaled to [0, ``top``] (default: its
+    maximum)."""
+    from matplotlib import colormaps
+
+    top = float(np.max(values)) if top is None else float(top)
+    scaled = np.clip(values / top, 0, 1) if top > 0 else np.zeros_like(values)
+    return (colormaps["magma"](scaled)[..., :3] * 255).astype(np.uint8)
+
+
+def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
+            uncertainty: np.ndarray | None = None) -> np.ndarray:
     """Side-by-side RGB panel: the image, the ground truth (green) and the prediction (red);
-    instance masks get an outline per object."""
+    instance masks get an outline per object; with ``uncertainty`` (a per-pixel entropy map)
+    a fourth panel shows it as a heatmap (bright: unsure, up to ln 2)."""
     rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=-1)
     rgb = (normalize_image(rgb, "minmax") * 255).astype(np.uint8)
     panels = [rgb]
@@ -50,12 +63,15 @@ def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray) -> np.ndarra
         panel[mask > 0] = tint.astype(np.uint8)
         cv2.drawContours(panel, _outlines(mask), -1, colour, 1)
         panels.append(panel)
+    if uncertainty is not None:
+        panels.append(heatmap(uncertainty, top=np.log(2)))
     return np.concatenate(panels, axis=1)
 
 
 def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None, *,
              channels=3, normalization="auto", mask_threshold=None, mode="resize", tta=False,
-             threshold=0.5, n_overlays=3, postprocess: Postprocess | None = None):
+             threshold=0.5, n_overlays=3, postprocess: Postprocess | None = None,
+             uncertainty: str | None = None, n_samples: int = 8):
     """Score ``model`` on every sample at its own resolution and write the results.
 
     ``settings`` (a run's ``InferenceSettings``) says how images reach the network; without it
@@ -72,6 +88,13 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
     objects pooled (``object_f1_pooled``, as the GlaS challenge counts detections). The pixel
     scores are those of the instances' union (the watershed's foreground for distance maps).
 
+    Every evaluation of probabilities also reports the pixels' expected calibration error
+    (``ece``, with the bins in ``calibration``) and draws ``reliability.png``. With
+    ``uncertainty`` (``"tta"`` or ``"mc_dropout"``, ``n_samples`` passes) the prediction is the
+    mean of the samples, each row adds the image's mean predictive entropy (``uncertainty``)
+    and variance (``variance``), and each overlay gets its entropy panel, with the entropy and
+    variance maps beside it (``overlays/*_entropy.png``, ``*_variance.png``).
+
     Returns the summary dict.
     """
     import pandas as pd
@@ -82,23 +105,38 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
                                      mode=mode)
     out_dir = Path(out_dir)
 
+    calibration = None if postprocess is not None and postprocess.source == "distance" \
+        else Calibration()  # a regressed distance map has no confidence to calibrate
+
     def run(sample):
         image = read_image(sample.image, channels=settings.channels)
-        prob = predict_image(model, image, settings.mode, settings.normalization, tta=tta,
-                             pad_value=settings.pad_value)
+        maps = None
+        if uncertainty is None:
+            prob = predict_image(model, image, settings.mode, settings.normalization, tta=tta,
+                                 pad_value=settings.pad_value)
+        else:
+            stack = predict_samples(model, image, uncertainty, n_samples, settings.mode,
+                                    settings.normalization, pad_value=settings.pad_value)
+            prob = stack.mean(axis=0)
+            maps = predictive_entropy(stack), sample_variance(stack)
         shape = image.shape[:2]  # XML outline masks (MoNuSeg) are drawn at the image's size
         if postprocess is None:
-            return image, read_mask(sample.mask, settings.mask_threshold, sample.mask_type,
-                                    shape), to_mask(prob, threshold)
-        return image, read_label_mask(sample.mask, shape), postprocess.instances(prob)
+            truth = read_mask(sample.mask, settings.mask_threshold, sample.mask_type, shape)
+            return image, truth, to_mask(prob, threshold), prob, maps
+        truth = read_label_mask(sample.mask, shape)
+        return image, truth, postprocess.instances(prob), prob, maps
 
     samples = list(samples)
     rows = []
     for sample in samples:
-        _, truth, pred = run(sample)
+        _, truth, pred, prob, maps = run(sample)
         row = {"image": str(sample.image), **score_masks(pred > 0, truth > 0)}
         if postprocess is not None:
             row.update(km_instances.object_metrics(truth, pred, postprocess.iou_threshold))
+        if maps is not None:
+            row.update(uncertainty=float(maps[0].mean()), variance=float(maps[1].mean()))
+        if calibration is not None:
+            calibration.add_probabilities(prob, (truth > 0).astype(np.int64))
         rows.append(row)
     # Only now, with every image scored: an unreadable mask leaves no half-written folder.
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
@@ -107,6 +145,14 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
     summary = {"images": len(rows), "mode": settings.mode, "tta": tta, "threshold": threshold,
                "inference": settings.record()}
     scores = PIXEL_SCORES
+    if uncertainty is not None:
+        summary["uncertainty_sampling"] = {
+            "method": uncertainty, "samples": n_samples if uncertainty == "mc_dropout" else None}
+        scores += ("uncertainty", "variance")
+    if calibration is not None:
+        summary["ece"] = calibration.ece()
+        summary["calibration"] = calibration.record()["bins"]
+        calibration.plot(out_dir / "reliability.png", "pixels")
     if postprocess is not None:
         scores += OBJECT_SCORES
         tp, fp, fn = (int(table[c].sum()) for c in ("tp", "fp", "fn"))
@@ -120,7 +166,15 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
             [("best", i) for i in order[::-1][:n_overlays]]
     # Predictions are not kept for every image (memory); the few shown are predicted again.
     for rank, (kind, i) in enumerate(picks):
-        panel = overlay(*run(samples[i]))
-        name = f"{kind}_{rank % n_overlays + 1}_{Path(samples[i].image).stem}.png"
-        cv2.imwrite(str(out_dir / "overlays" / name), cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+        image, truth, pred, _, maps = run(samples[i])
+        panel = overlay(image, truth, pred, None if maps is None else maps[0])
+        stem = f"{kind}_{rank % n_overlays + 1}_{Path(samples[i].image).stem}"
+        _write_rgb(out_dir / "overlays" / f"{stem}.png", panel)
+        if maps is not None:
+            _write_rgb(out_dir / "overlays" / f"{stem}_entropy.png", heatmap(maps[0], np.log(2)))
+            _write_rgb(out_dir / "overlays" / f"{stem}_variance.png", heatmap(maps[1]))
     return summary
+
+
+def _write_rgb(path, rgb):
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
