@@ -20,8 +20,6 @@ U2NET_VARIANTS = {
              (256, 512), (128, 256), (64, 128), (32, 64), (16, 64)),
     "small": ((16, 64),) * 11,  # U^2-Net-P (U2NETP in the authors' code)
 }
-# RSU height L of each stage; 0 marks RSU-4F (dilated, no pooling).
-_HEIGHTS = (7, 6, 5, 4, 0, 0, 0, 4, 5, 6, 7)
 
 
 def _conv(x, filters, *, name, dilation=1, batch_norm, use_bias):
@@ -82,17 +80,29 @@ def rsu4f(x, mid, out, *, name, batch_norm=True, use_bias=True):
     return layers.Add(name=f"{name}_residual")([h, hx_in])
 
 
-def _stage_widths(variant, filters):
+def _stages(variant, filters, depth):
+    """(height, mid, out) of each stage, En_1..En_{depth+1} then De_depth..De_1; height 0
+    marks RSU-4F. Encoder stage i (0-based) above the two RSU-4F stages is an RSU of height
+    depth + 2 - i, so that every RSU's innermost level is at 1/2**depth of the input (RSU-7,
+    6, 5, 4 for the paper's depth 5)."""
+    n = depth + 1
     if isinstance(variant, str):
         if variant not in U2NET_VARIANTS:
-            raise ValueError(f"variant must be one of {sorted(U2NET_VARIANTS)} or 11 "
-                             f"(mid, out) pairs, got {variant!r}")
-        variant = U2NET_VARIANTS[variant]
-    widths = [tuple(int(c) for c in pair) for pair in variant]
-    if len(widths) != 11 or any(len(pair) != 2 for pair in widths):
-        raise ValueError("variant must name a configuration or give 11 (mid, out) pairs, "
-                         "for En_1..En_6 and De_5..De_1")
-    return [(max(1, mid * filters // 64), max(1, out * filters // 64)) for mid, out in widths]
+            raise ValueError(f"variant must be one of {sorted(U2NET_VARIANTS)} or "
+                             f"{2 * n - 1} (mid, out) pairs, got {variant!r}")
+        table = U2NET_VARIANTS[variant]
+        # Fewer stages than the paper's: keep its top stages and its RSU-4F stages.
+        widths = list(table[: n - 2]) + list(table[4:7]) + list(table[11 - (n - 2):])
+    else:
+        widths = list(variant)
+    widths = [tuple(int(c) for c in pair) for pair in widths]
+    if len(widths) != 2 * n - 1 or any(len(pair) != 2 for pair in widths):
+        raise ValueError(f"variant must name a configuration or give {2 * n - 1} (mid, out) "
+                         f"pairs, for En_1..En_{n} and De_{n - 1}..De_1")
+    heights = [depth + 2 - i for i in range(n - 2)] + [0, 0, 0]
+    heights += heights[: n - 2][::-1]
+    return [(h, max(1, mid * filters // 64), max(1, out * filters // 64))
+            for h, (mid, out) in zip(heights, widths)]
 
 
 @register_model(
@@ -101,7 +111,7 @@ def _stage_widths(variant, filters):
                 "outputs fused; full and small (U^2-Net-P) variants",
 )
 def u2net(input_shape=(320, 320, 3), classes=1, activation=_AUTO, variant="full", filters=64,
-          deep_supervision=True, batch_norm=True, conv_bias=True, pooling="max",
+          depth=5, deep_supervision=True, batch_norm=True, conv_bias=True, pooling="max",
           upsampling="bilinear", name="u2net"):
     """Build U^2-Net (Qin et al., "U^2-Net: Going Deeper with Nested U-Structure for Salient
     Object Detection", Pattern Recognition 106, 2020, arXiv:2005.09007).
@@ -114,15 +124,19 @@ def u2net(input_shape=(320, 320, 3), classes=1, activation=_AUTO, variant="full"
     is a 1x1 conv over the six side logits. Every output gets the activation.
 
     Args:
-        input_shape: ``(H, W, C)``; H and W divisible by 32 (or ``None``).
+        input_shape: ``(H, W, C)``; H and W divisible by ``2**depth`` (or ``None``).
         classes: output channels of every head.
         activation: head activation; ``"auto"`` gives sigmoid for one class and softmax for
             several; ``None`` gives logits.
         variant: ``"full"`` (U^2-Net) or ``"small"`` (U^2-Net-P: 64 output and 16 inner
-            channels in every stage), or 11 ``(mid, out)`` channel pairs for En_1..En_6 and
-            De_5..De_1.
+            channels in every stage), or ``2 * depth + 1`` ``(mid, out)`` channel pairs for
+            En_1..En_6 and De_5..De_1 (11 at depth 5).
         filters: width scale: every stage's channels are multiplied by ``filters / 64``
             (64 is the paper's network; e.g. 16 gives a quarter of the width).
+        depth: downsamplings of the outer U (5 in the paper: six stages). A smaller depth
+            keeps the paper's top stages and its two RSU-4F stages, with RSU heights
+            lowered so that each reaches 1/2**depth of the input (depth 2: RSU-4, RSU-4F,
+            RSU-4F); at least 2.
         deep_supervision: return the six side outputs as well as the fused one (the paper
             trains all seven with BCE).
         batch_norm: BatchNormalization after every conv.
@@ -137,7 +151,8 @@ def u2net(input_shape=(320, 320, 3), classes=1, activation=_AUTO, variant="full"
 
     Returns:
         A ``keras.Model``. With ``deep_supervision=True`` its outputs are, in this order,
-        ``side1`` .. ``side6`` (the heads on De_1 .. De_5 and En_6, all at the input size)
+        ``side1`` .. ``side6`` (the heads on De_1 .. De_5 and En_6, all at the input size;
+        ``side{depth+1}`` is the last at other depths)
         and ``fused`` (the one to evaluate), each ``(batch, H, W, classes)``; without, only
         ``fused``. All heads compute in float32.
 
@@ -150,31 +165,34 @@ def u2net(input_shape=(320, 320, 3), classes=1, activation=_AUTO, variant="full"
     if upsampling not in ("bilinear", "nearest", "transpose"):
         raise ValueError(f"upsampling must be 'bilinear', 'nearest' or 'transpose', "
                          f"got {upsampling!r}")
-    check_input_size(input_shape, 32, name)
+    if depth < 2:
+        raise ValueError(f"{name}: depth must be at least 2, got {depth}")
+    check_input_size(input_shape, 2**depth, name)
     if activation == _AUTO:
         activation = default_activation(classes)
-    widths = _stage_widths(variant, filters)
+    stages = _stages(variant, filters, depth)
     block = dict(batch_norm=batch_norm, use_bias=True if conv_bias else None)
-    sampling = dict(pooling=pooling, upsampling=upsampling)
+    n = depth + 1
 
     def stage(x, index, tag):
-        (mid, out), height = widths[index], _HEIGHTS[index]
+        height, mid, out = stages[index]
         if height:
-            return rsu(x, height, mid, out, name=tag, **sampling, **block)
+            return rsu(x, height, mid, out, name=tag, pooling=pooling, upsampling=upsampling,
+                       **block)
         return rsu4f(x, mid, out, name=tag, **block)
 
     inputs = keras.Input(input_shape, name="image")
     encoder = []
     x = inputs
-    for i in range(6):
+    for i in range(n):
         if i:
-            x = _down(x, widths[i][1], name=f"stage{i}_to_en{i + 1}", pooling=pooling, **block)
+            x = _down(x, stages[i][2], name=f"stage{i}_to_en{i + 1}", pooling=pooling, **block)
         x = stage(x, i, f"en{i + 1}")
         encoder.append(x)
-    decoder = {6: encoder[5]}  # side6 comes from En_6
-    for level in range(5, 0, -1):
-        index = 11 - level  # De_5 .. De_1 are entries 6 .. 10
-        x = _up(x, widths[index][1], name=f"de{level + 1}_to_de{level}",
+    decoder = {n: encoder[-1]}  # the last side output comes from the last encoder stage
+    for level in range(n - 1, 0, -1):
+        index = 2 * n - 1 - level  # De_{n-1} .. De_1 follow the encoder stages
+        x = _up(x, stages[index][2], name=f"de{level + 1}_to_de{level}",
                 upsampling=upsampling, batch_norm=batch_norm)
         x = layers.Concatenate(name=f"de{level}_concat")([x, encoder[level - 1]])
         x = stage(x, index, f"de{level}")
@@ -182,12 +200,12 @@ def u2net(input_shape=(320, 320, 3), classes=1, activation=_AUTO, variant="full"
 
     side_logit_maps = [side_logits(decoder[level], classes, name=f"side{level}",
                                    factor=2 ** (level - 1), upsampling=upsampling)
-                       for level in range(1, 7)]
+                       for level in range(1, n + 1)]
     fused = layers.Concatenate(name="fuse_concat", dtype="float32")(side_logit_maps)
     fused = layers.Conv2D(classes, 1, name="fused_conv", dtype="float32")(fused)
     fused = output_activation(fused, activation, name="fused")
     if not deep_supervision:
         return keras.Model(inputs, fused, name=name)
     sides = [output_activation(s, activation, name=f"side{level}")
-             for level, s in zip(range(1, 7), side_logit_maps)]
+             for level, s in zip(range(1, n + 1), side_logit_maps)]
     return keras.Model(inputs, sides + [fused], name=name)
