@@ -54,13 +54,15 @@ def _experiment(config, config_path):
 
 
 @_with_policy
-def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=None) -> Path:
+def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=None,
+          extra_callbacks=()) -> Path:
     """Train the experiment ``config`` (as returned by ``load_config``, or an ``Experiment``).
 
     Everything that can be checked (dataset, split, model parameters, monitor, targets) is
     checked before the run directory is created, so a bad experiment leaves nothing behind. The
     run directory is a new ``output_root/<name>_<timestamp>``, or ``run_dir`` (which must not
     exist yet). ``fold=(k, i)`` validates on fold ``i`` of a group-aware ``k``-fold split.
+    ``extra_callbacks`` join the run's own (kerasmed-tune's pruning).
 
     Returns:
         The run directory.
@@ -89,7 +91,7 @@ def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=No
         shutil.copyfile(experiment.source, run_dir / "config.source.json")
     write_json_atomic(run_dir / "split.json", split.record)
     return run_training(config, run_dir, model, train_ds, val_ds, replicas=replicas,
-                        skipped=skipped)
+                        skipped=skipped, extra_callbacks=extra_callbacks)
 
 
 def _skipped(split, *datasets):

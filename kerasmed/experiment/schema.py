@@ -318,6 +318,10 @@ SCHEMA: dict = {
                                           "from epoch N (0-based) on, recompiling once"),
         },
     },
+    "tune": Field((dict, type(None)), None,
+                  doc="kerasmed-tune's search space: {\"params\": {dotted key: {low, high, "
+                      "log} or {choices}}, \"weights\": {key, size, total, min}, trials, "
+                      "sampler, pruner, storage}; checked by kerasmed-tune"),
     "postprocess": {
         "instances": Field((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
                            else "must be \"auto\", true or false",

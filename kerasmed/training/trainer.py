@@ -131,12 +131,13 @@ def _verbosity(verbose):
 
 
 def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows=(), state=None,
-                 replicas=1, skipped=()):
+                 replicas=1, skipped=(), extra_callbacks=()):
     """Fit (or loop) ``model`` from ``initial_epoch`` and keep ``summary.json`` up to date.
 
     ``config`` is the validated experiment (its ``training`` section and ``data.class_weights``
     are read); ``model`` is compiled; ``run_dir`` exists; ``skipped`` lists the samples the
-    loaders left out (``data.on_error: skip``) as ``{"image", "reason"}`` dicts.
+    loaders left out (``data.on_error: skip``) as ``{"image", "reason"}`` dicts;
+    ``extra_callbacks`` run after the run's own.
 
     ``summary.json`` records why the run ended (``status``: ``completed``, ``stopped`` by early
     stopping, ``diverged`` with where and a hint, ``interrupted``, or ``failed`` with the
@@ -154,7 +155,7 @@ def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows
                                state.get("best_value"), state.get("best_epoch"),
                                epochs_completed=initial_epoch, guard=guard)
     callbacks = [DatasetEpoch(train_ds), guard, logger, checkpoint]
-    callbacks += _extra_callbacks(run_dir, training, model)
+    callbacks += _extra_callbacks(run_dir, training, model) + list(extra_callbacks)
     class_weight = None
     if isinstance(train_ds, ClassificationDataset):
         # Before the logger, so that its figures reach history.csv.

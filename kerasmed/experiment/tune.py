@@ -1,0 +1,386 @@
+"""Bayesian optimisation of an experiment: ``kerasmed-tune``.
+
+The experiment file's ``tune`` section names any key by its dotted path (list items by index:
+``data.augmentation.0.probability``) with a search space, and optionally a group of weights
+that must sum to a total (DRRMSAN's output weights, which its authors searched by Bayesian
+optimisation)::
+
+    "tune": {
+      "trials": 20, "sampler": "tpe", "pruner": "median",
+      "params": {
+        "training.optimizer.learning_rate": {"low": 1e-5, "high": 1e-2, "log": true},
+        "model.params.filters": {"choices": [16, 32, 64]},
+        "training.loss.alpha": {"low": 0.3, "high": 0.7}
+      },
+      "weights": {"key": "model.params.alphas", "size": 4, "total": 1.0, "min": 0.05}
+    }
+
+Optuna (Akiba et al., KDD 2019) samples each trial (TPE, Bergstra et al. 2011, or a Gaussian
+process), prunes trials whose monitored per-epoch value falls below the median of earlier
+trials at the same epoch, and keeps the study in SQLite inside the tuning folder (or a shared
+database URL, so several machines run trials of one study). Every trial is a normal run
+directory under ``<tuning folder>/trials``; the folder also holds ``trials.csv``, the best
+experiment ready to rerun (``best_experiment.json``) and plots of the optimisation history and
+the parameter importances. A bad search space fails before the first trial.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import keras
+
+from kerasmed.experiment.pipeline import Experiment
+from kerasmed.experiment.schema import ConfigError, read_experiment, validate_config
+from kerasmed.runfiles import create_run_dir, write_json_atomic
+
+__all__ = ["SAMPLERS", "PRUNERS", "check_search_space", "sample_experiment", "tune",
+           "set_path"]
+
+SAMPLERS = ("tpe", "gp")
+PRUNERS = ("median", None)
+_SPACE_KEYS = {"low", "high", "log", "step", "choices"}
+_WEIGHT_KEYS = {"key", "size", "total", "min"}
+
+
+def set_path(raw: dict, dotted: str, value):
+    """Set ``dotted`` (``a.b.0.c``: numbers index lists) in the raw experiment ``raw``;
+    missing objects are created. Raises ``KeyError`` naming the part that does not exist."""
+    parts = dotted.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[:i + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise KeyError(f"{where}: the list has {len(node)} item(s)")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            if part not in node and parts[i + 1].isdigit():
+                raise KeyError(f"{where}: not in the experiment, so it has no item "
+                               f"{parts[i + 1]}")
+            node = node.setdefault(part, {})
+        else:
+            raise KeyError(f"{where}: is not an object or a list")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise KeyError(f"{dotted}: the list has {len(node)} item(s)")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise KeyError(f"{dotted}: its parent is not an object or a list")
+
+
+def _with_defaults(raw):
+    """The raw experiment with the section defaults a dotted key may reach into filled in
+    (``training.optimizer`` from the schema), so that ``set_path`` keeps the rest."""
+    from kerasmed.experiment.schema import SCHEMA
+
+    out = copy.deepcopy(raw)
+    training = out.setdefault("training", {})
+    for key in ("optimizer", "loss"):
+        default = SCHEMA["training"][key].default
+        if key not in training:
+            training[key] = copy.deepcopy(default)
+        elif isinstance(training[key], str) and key == "loss":
+            training[key] = {"name": training[key]}
+    return out
+
+
+def _space_problems(name, space):
+    if not isinstance(space, dict) or not space:
+        return [f"tune.params.{name}: expected an object with low/high or choices"]
+    unknown = set(space) - _SPACE_KEYS
+    if unknown:
+        return [f"tune.params.{name}: unknown key(s) {sorted(unknown)}; use low, high, log, "
+                f"step or choices"]
+    if "choices" in space:
+        if set(space) - {"choices"}:
+            return [f"tune.params.{name}: choices cannot be combined with low/high"]
+        if not isinstance(space["choices"], list) or not space["choices"]:
+            return [f"tune.params.{name}: choices must be a non-empty list"]
+        return []
+    low, high = space.get("low"), space.get("high")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+        return [f"tune.params.{name}: low and high must be numbers, got {low!r} and {high!r}"]
+    if not low < high:
+        return [f"tune.params.{name}: empty range: low {low} must be below high {high}"]
+    if space.get("log") and low <= 0:
+        return [f"tune.params.{name}: a log range needs low > 0, got {low}"]
+    return []
+
+
+def _weights_problems(spec):
+    if not isinstance(spec, dict) or set(spec) - _WEIGHT_KEYS or "key" not in spec:
+        return ["tune.weights: expected {\"key\": dotted key, \"size\": n, \"total\": t, "
+                "\"min\": m}"]
+    size, total, low = spec.get("size"), spec.get("total", 1.0), spec.get("min", 0.0)
+    if not isinstance(size, int) or size < 2:
+        return [f"tune.weights: size must be an integer >= 2, got {size!r}"]
+    if not total > 0 or low < 0:
+        return [f"tune.weights: total must be > 0 and min >= 0, got {total} and {low}"]
+    if size * low > total:
+        return [f"tune.weights: the constraint cannot hold: {size} weights of at least {low} "
+                f"sum to {size * low} > total {total}"]
+    return []
+
+
+def _tune_spec(raw, where):
+    spec = raw.get("tune")
+    if not isinstance(spec, dict):
+        raise ConfigError([f"{where}: tune: the experiment has no tune section (an object "
+                           f"with params and/or weights)"])
+    return spec
+
+
+def _extremes(space):
+    if "choices" in space:
+        return list(space["choices"])
+    low, high = space["low"], space["high"]
+    if isinstance(low, int) and isinstance(high, int) and not space.get("log") and \
+            "step" not in space:
+        return [int(low), int(high)]
+    return [low, high]
+
+
+def check_search_space(raw: dict, where: str = "<config>") -> list[str]:
+    """Every problem of the ``tune`` section, found before the first trial: unknown or
+    malformed spaces, empty ranges, weight constraints that cannot hold, and keys that are not
+    in the experiment (each extreme of each space is set and the experiment validated).
+    Returns the problems (empty when the search space is sound)."""
+    spec = _tune_spec(raw, where)
+    problems = []
+    unknown = set(spec) - {"trials", "sampler", "pruner", "storage", "study_name", "params",
+                           "weights"}
+    if unknown:
+        problems.append(f"{where}: tune: unknown key(s) {sorted(unknown)}")
+    if spec.get("sampler", "tpe") not in SAMPLERS:
+        problems.append(f"{where}: tune.sampler: {spec['sampler']!r} is not one of {SAMPLERS}")
+    if spec.get("pruner", "median") not in PRUNERS:
+        problems.append(f"{where}: tune.pruner: {spec['pruner']!r} is not \"median\" or null")
+    params = spec.get("params", {})
+    if not isinstance(params, dict) or (not params and "weights" not in spec):
+        problems.append(f"{where}: tune: give params (dotted key: space) and/or weights")
+        params = {}
+    for name, space in params.items():
+        found = _space_problems(name, space)
+        problems += [f"{where}: {p}" for p in found]
+        if found:
+            continue
+        for value in _extremes(space):
+            problems += _try(raw, where, {name: value}, f"tune.params.{name} = {value!r}")
+    if "weights" in spec:
+        found = _weights_problems(spec["weights"])
+        problems += [f"{where}: {p}" for p in found]
+        if not found:
+            w = spec["weights"]
+            equal = [w.get("total", 1.0) / w["size"]] * w["size"]
+            problems += _try(raw, where, {w["key"]: equal}, f"tune.weights ({w['key']})")
+    return list(dict.fromkeys(problems))
+
+
+def _try(raw, where, values, what):
+    trial = _with_defaults(raw)
+    trial.pop("tune", None)
+    try:
+        for key, value in values.items():
+            set_path(trial, key, value)
+    except KeyError as err:
+        return [f"{where}: {what}: no such key in the experiment ({err.args[0]})"]
+    try:
+        validate_config(trial, where)
+    except ConfigError as err:
+        return [f"{where}: {what}: {p.split(': ', 1)[-1]}" for p in err.problems]
+    return []
+
+
+def sample_experiment(raw: dict, trial) -> dict:
+    """The raw experiment with the trial's values set (the ``tune`` section removed)."""
+    spec = raw["tune"]
+    out = _with_defaults(raw)
+    out.pop("tune", None)
+    for name, space in spec.get("params", {}).items():
+        if "choices" in space:
+            value = trial.suggest_categorical(name, space["choices"])
+        elif all(isinstance(space[k], int) for k in ("low", "high")) and not space.get("log") \
+                or isinstance(space.get("step"), int):
+            value = trial.suggest_int(name, space["low"], space["high"],
+                                      step=space.get("step", 1))
+        else:
+            value = trial.suggest_float(name, space["low"], space["high"],
+                                        log=bool(space.get("log")), step=space.get("step"))
+        set_path(out, name, value)
+    if "weights" in spec:
+        w = spec["weights"]
+        size, total, low = w["size"], w.get("total", 1.0), w.get("min", 0.0)
+        raw_values = [trial.suggest_float(f"{w['key']}[{i}]", 0.0, 1.0) for i in range(size)]
+        norm = sum(raw_values) or float(size)
+        shares = [v / norm if sum(raw_values) else 1.0 / size for v in raw_values]
+        weights = [low + (total - size * low) * s for s in shares]
+        trial.set_user_attr("weights", weights)
+        set_path(out, w["key"], weights)
+    return out
+
+
+class _Pruning(keras.callbacks.Callback):
+    """Report the monitored value to Optuna after each epoch; stop a trial it prunes."""
+
+    def __init__(self, trial, monitor):
+        super().__init__()
+        self.trial, self.monitor, self.pruned = trial, monitor, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not math.isfinite(float(value)):
+            return
+        self.trial.report(float(value), epoch)
+        if self.trial.should_prune():
+            self.pruned = True
+            self.model.stop_training = True
+
+
+def _sampler(name, seed):
+    import optuna
+
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def tune(source, trials=None, output_root="tuning", resume_dir=None, storage=None,
+         study_name=None):
+    """Run (or continue) the Bayesian optimisation of an experiment; returns its folder.
+
+    ``source`` is the experiment file (``None`` with ``resume_dir``: the folder's copy).
+    ``trials`` is the study's total (default ``tune.trials``, else 20): a resumed study runs
+    what is missing. ``storage`` (or ``tune.storage``) is a database URL shared by several
+    machines; the default is ``<folder>/study.db``. Raises ``ConfigError`` for a bad search
+    space before any trial runs.
+    """
+    import optuna
+
+    if resume_dir is not None:
+        folder = Path(resume_dir)
+        source = folder / "experiment.json"
+        if not source.exists():
+            raise ConfigError([f"{folder}: not a kerasmed-tune folder (no experiment.json)"])
+    raw = read_experiment(source)
+    where = str(source)
+    problems = check_search_space(raw, where)
+    if problems:
+        raise ConfigError(problems)
+    spec = raw["tune"]
+    base = validate_config({k: v for k, v in raw.items() if k != "tune"}, where)
+    name = base["name"] or Path(source).stem
+    total = int(trials or spec.get("trials", 20))
+    if resume_dir is None:
+        folder = create_run_dir(output_root, f"{name}_tune")
+        write_json_atomic(folder / "experiment.json", raw)
+    storage = storage or spec.get("storage") or f"sqlite:///{(folder / 'study.db').resolve()}"
+    direction = "maximize" if base["training"]["monitor_mode"] == "max" else "minimize"
+    pruner = optuna.pruners.MedianPruner(n_warmup_steps=1) if spec.get(
+        "pruner", "median") == "median" else optuna.pruners.NopPruner()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=study_name or spec.get("study_name") or name,
+                                storage=storage, direction=direction, load_if_exists=True,
+                                sampler=_sampler(spec.get("sampler", "tpe"), base["seed"]),
+                                pruner=pruner)
+    monitor = base["training"]["monitor"]
+    from kerasmed.experiment.runs import train
+    from kerasmed.training.trainer import RunDiverged, read_summary
+
+    def objective(trial):
+        trial_raw = sample_experiment(raw, trial)
+        trial_raw["name"] = f"{name}_trial{trial.number}"
+        config = validate_config(trial_raw, where)
+        pruning = _Pruning(trial, monitor)
+        keras.backend.clear_session()
+        start = time.perf_counter()
+        try:
+            run_dir = train(Experiment(config, where), folder / "trials",
+                            extra_callbacks=[pruning])
+        except RunDiverged:
+            raise optuna.TrialPruned("the trial diverged")
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("seconds", round(time.perf_counter() - start, 2))
+        best = read_summary(run_dir)["best"]
+        if pruning.pruned:
+            raise optuna.TrialPruned()
+        if best is None:
+            raise optuna.TrialPruned("no finite monitored value")
+        return float(best["value"])
+
+    # Failed trials (an interrupted one among them) are run again; pruned ones count.
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = [t for t in study.trials if t.state in counted]
+    remaining = max(0, total - len(done))
+    try:
+        if remaining:
+            study.optimize(objective, n_trials=remaining, catch=())
+    finally:
+        _write_results(study, raw, folder)
+    return folder
+
+
+def _write_results(study, raw, folder):
+    import optuna
+    import pandas as pd
+
+    rows = []
+    for t in study.trials:
+        rows.append({"number": t.number, "state": t.state.name.lower(), "value": t.value,
+                     **{f"param:{k}": v for k, v in t.params.items()},
+                     **({"weights": json.dumps(t.user_attrs["weights"])}
+                        if "weights" in t.user_attrs else {}),
+                     "seconds": t.user_attrs.get("seconds", (
+                         (t.datetime_complete - t.datetime_start).total_seconds()
+                         if t.datetime_complete and t.datetime_start else None)),
+                     "run_dir": t.user_attrs.get("run_dir")})
+    pd.DataFrame(rows).to_csv(folder / "trials.csv", index=False)
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        return
+    best = study.best_trial
+    best_raw = sample_experiment(raw, optuna.trial.FixedTrial(best.params))
+    best_raw["name"] = f"{raw.get('name') or 'experiment'}_best"
+    best_raw["description"] = (f"{raw.get('description', '')} Tuned by kerasmed-tune: trial "
+                               f"{best.number}, {study.direction.name.lower()}d value "
+                               f"{best.value:.6g}.").strip()
+    write_json_atomic(folder / "best_experiment.json", best_raw)
+    write_json_atomic(folder / "best.json", {"trial": best.number, "value": best.value,
+                                             "params": best.params,
+                                             "run_dir": best.user_attrs.get("run_dir")})
+    _plots(study, folder, len(complete))
+
+
+def _plots(study, folder, n_complete):
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from optuna.visualization import matplotlib as ovm
+
+    from kerasmed.runfiles import replace_atomic
+
+    plots = [("optimization_history.png", ovm.plot_optimization_history)]
+    if n_complete >= 2 and len(study.best_trial.params) >= 1:
+        plots.append(("param_importances.png", ovm.plot_param_importances))
+    for filename, plot in plots:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
+            try:
+                ax = plot(study)
+            except (ValueError, RuntimeError):
+                continue  # importances need parameters that vary across complete trials
+        fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+        fig.set_size_inches(7, 4.5)
+        fig.tight_layout()
+        replace_atomic(folder / filename, lambda tmp: fig.savefig(tmp, format="png"))
+        plt.close(fig)
