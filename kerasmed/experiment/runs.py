@@ -112,8 +112,8 @@ def train_kfold(config, k: int, output_root="runs", config_path=None) -> Path:
     Each fold is a complete run in ``<run>/fold_<i>``; ``folds.csv`` lists each fold's best
     epoch and validation figures there, then their mean and standard deviation, as the
     MultiResUNet and DRRMSAN papers report, and the mean's 95 % confidence interval across
-    folds (Student's t; ``ci95_low`` / ``ci95_high``). The session is cleared between folds so that the
-    models of earlier folds do not stay in memory.
+    folds (Student's t; ``ci95_low`` / ``ci95_high``). The session is cleared between folds
+    so that the models of earlier folds do not stay in memory.
 
     Returns:
         The parent run directory.
