@@ -219,6 +219,7 @@ def test_classification_gate_zeroes_images_classified_empty():
     ("u2net", {}),
 ])
 def test_one_train_step_on_every_output_and_round_trip(name, params, tmp_path):
+    keras.utils.set_random_seed(0)
     model = build(name, **TINY[name], **params)
     if "cgm" in params:  # the classifier starts out saying "present" for every image, so that
         kernel, _ = model.get_layer("cgm_conv").get_weights()  # every weight gets a gradient
@@ -243,7 +244,7 @@ def test_one_train_step_on_every_output_and_round_trip(name, params, tmp_path):
     loaded = keras.saving.load_model(path)
     assert loaded.name == name and loaded.count_params() == model.count_params()
     for a, b in zip(_predict(loaded, x), expected):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_mixed_precision_heads_are_float32():

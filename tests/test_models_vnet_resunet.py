@@ -110,6 +110,7 @@ def test_custom_layers():
 
 @pytest.mark.parametrize("name", ["vnet_2d", "resunet_a"])
 def test_one_train_step_and_round_trip(name, tmp_path):
+    keras.utils.set_random_seed(0)
     model = build(name, **TINY[name])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="binary_crossentropy",
                   run_eagerly=True)
@@ -126,4 +127,4 @@ def test_one_train_step_and_round_trip(name, tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.name == name
-    np.testing.assert_allclose(_predict(loaded, x)[0], expected[0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(_predict(loaded, x)[0], expected[0], rtol=1e-5, atol=1e-6)
