@@ -1,5 +1,5 @@
 """Command-line entry points: ``kerasmed-train``, ``kerasmed-eval``, ``kerasmed-predict``,
-``kerasmed-compare`` and ``kerasmed-tune``."""
+``kerasmed-compare``, ``kerasmed-tune``, ``kerasmed-explain`` and ``kerasmed-export``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import errno
 import os
 import sys
 
-__all__ = ["train_main", "eval_main", "predict_main", "compare_main", "tune_main"]
+__all__ = ["train_main", "eval_main", "predict_main", "compare_main", "tune_main",
+           "explain_main", "export_main"]
 
 
 def _train_parser():
@@ -540,6 +541,171 @@ def tune_main(argv=None) -> int:
         print(f"kerasmed-tune: best value {record['value']:.4f} (trial {record['trial']}); "
               f"rerun it with {folder / 'best_experiment.json'}")
     print(f"kerasmed-tune: outputs in {folder}")
+    return EXIT_CODES["done"]
+
+
+def explain_main(argv=None) -> int:
+    """Run ``kerasmed-explain``: Grad-CAM / Seg-Grad-CAM heatmaps over images, as PNGs."""
+    parser = argparse.ArgumentParser(
+        prog="kerasmed-explain",
+        description="Grad-CAM heatmaps over images: for a classifier one per class, for a "
+                    "segmentation network Seg-Grad-CAM over the predicted region (or a given "
+                    "mask). Runs on the TensorFlow backend.")
+    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("images", nargs="+", help="image files or folders of images")
+    parser.add_argument("--output", required=True, help="folder for the heatmap PNGs")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--layer", help="layer to explain (default: the last feature map "
+                                        "before the head)")
+    parser.add_argument("--classes", help="classifier: comma-separated class indices or names "
+                                          "(default: every class)")
+    parser.add_argument("--masks", help="segmentation: a folder of masks (by image stem) whose "
+                                        "region is explained instead of the predicted one")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="segmentation: the predicted region is above it (default 0.5)")
+    _add_verbose(parser)
+    args = parser.parse_args(argv)
+    _quiet(args.verbose)
+    from pathlib import Path
+
+    import numpy as np
+
+    from kerasmed.data.io import IMAGE_EXTENSIONS, ImageReadError, read_image, read_mask
+    from kerasmed.evaluation.explain import grad_cam
+    from kerasmed.evaluation.inference import model_input_shape, model_view
+    from kerasmed.experiment import ConfigError, load_for_inference
+
+    paths = []
+    for item in map(Path, args.images):
+        paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS) \
+            if item.is_dir() else [item]
+    out = Path(args.output)
+    try:
+        run = load_for_inference(args.target, args.checkpoint)
+        model, settings = run.model, run.settings
+        size = model_input_shape(model)[:2]
+        names = (run.experiment.class_names() if run.experiment is not None and
+                 run.is_classifier else None)
+        count = model.outputs[-1].shape[-1]
+        if args.classes:
+            wanted = args.classes.split(",")
+            targets = [names.index(c) if names and c in names else int(c) for c in wanted]
+        else:
+            targets = list(range(count)) if run.is_classifier else [0 if count == 1 else 1]
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path in paths:
+            image = read_image(path, channels=settings.channels)
+            x, back = model_view(image, size, settings.mode, settings.normalization,
+                                 settings.pad_value)
+            stem = path.stem
+            if run.is_classifier:
+                for t in targets:
+                    cam, layer = grad_cam(model, x, t, layer=args.layer)
+                    label = names[t] if names else str(t)
+                    written.append(_save_cam(out / f"{stem}_gradcam_{label}.png", image,
+                                             back(cam)))
+                continue
+            if args.masks:
+                truth = read_mask(Path(args.masks) / f"{stem}.png")
+                region, _ = model_view(truth.astype(np.uint8)[..., None] * 255, size,
+                                       settings.mode, "dtype_range")
+                region = region[..., 0] > 0.5
+            else:
+                prob = np.asarray(model(x[None], training=False)[-1]
+                                  if len(model.outputs) > 1 else model(x[None], training=False))
+                region = (prob[0, ..., 0] > args.threshold) if count == 1 else \
+                    (prob[0].argmax(axis=-1) == targets[0])
+            cam, layer = grad_cam(model, x, targets[0], region.astype(np.float32),
+                                  layer=args.layer)
+            written.append(_save_cam(out / f"{stem}_seggradcam.png", image, back(cam)))
+    except (ConfigError, ImageReadError, ValueError) as err:
+        print(f"kerasmed-explain: error: {err}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except OSError as err:
+        print(f"kerasmed-explain: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    print(f"kerasmed-explain: {len(written)} heatmaps of layer {layer!r} in {out}")
+    return EXIT_CODES["done"]
+
+
+def _save_cam(path, image, cam):
+    import cv2
+
+    from kerasmed.evaluation.explain import cam_overlay
+
+    panel = cam_overlay(image, cam)
+    _write_png(path, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def export_main(argv=None) -> int:
+    """Run ``kerasmed-export``: a run's model as a SavedModel or ONNX, checked against Keras."""
+    parser = argparse.ArgumentParser(
+        prog="kerasmed-export",
+        description="Export a run's checkpoint with Keras' model.export (TensorFlow SavedModel, "
+                    "or ONNX through tf2onnx) and check that the exported model predicts as the "
+                    "Keras model does on a few of the run's validation images.")
+    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("--format", choices=("savedmodel", "onnx"), required=True)
+    parser.add_argument("--output", help="where to write it (default: <run>/export/model or "
+                                         "model.onnx); never overwritten")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--images", type=int, default=4,
+                        help="validation images the check predicts (default 4)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="largest absolute difference accepted (default 1e-4, 1e-2 under "
+                             "mixed precision)")
+    _add_verbose(parser)
+    args = parser.parse_args(argv)
+    _quiet(args.verbose)
+    from pathlib import Path
+
+    import numpy as np
+
+    from kerasmed.data.io import ImageReadError, read_image
+    from kerasmed.evaluation.inference import model_input_shape, model_view
+    from kerasmed.experiment import ConfigError, load_for_inference
+    from kerasmed.export import ExportError, export_model
+    from kerasmed.runfiles import write_json_atomic
+
+    target = Path(args.target)
+    try:
+        run = load_for_inference(target, args.checkpoint)
+        model, settings = run.model, run.settings
+        size = model_input_shape(model)
+        base = target if target.is_dir() else target.parent
+        out = Path(args.output) if args.output else base / "export" / (
+            "model.onnx" if args.format == "onnx" else "model")
+        if out.exists():
+            raise ConfigError([f"{out}: exists; choose another --output (exports are never "
+                               f"overwritten)"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if run.experiment is not None:
+            samples = run.experiment.run_split().val[:max(1, args.images)]
+            x = np.stack([model_view(read_image(s.image, channels=settings.channels),
+                                     size[:2], settings.mode, settings.normalization,
+                                     settings.pad_value)[0] for s in samples])
+        else:
+            x = np.random.default_rng(0).random((max(1, args.images), *size), np.float32)
+        record = export_model(model, out, args.format, x, args.tolerance)
+        write_json_atomic(out.parent / f"{out.name}.export.json",
+                          {**record, "checkpoint": str(run.checkpoint),
+                           "input_shape": [None, *map(int, size)],
+                           "inference": settings.record()})
+    except (ConfigError, ExportError, ImageReadError, ValueError) as err:
+        print(f"kerasmed-export: error: {err}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except ImportError as err:
+        print(f"kerasmed-export: error: {err}; ONNX export needs pip install "
+              f"\"kerasmed[export]\"", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except OSError as err:
+        print(f"kerasmed-export: error: {_os_error(err)}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    print(f"kerasmed-export: {out} ({args.format}); predictions match the Keras model's within "
+          f"{record['tolerance']:g} (largest difference {record['max_abs_diff']:.3g} on "
+          f"{record['images']} images)")
     return EXIT_CODES["done"]
 
 

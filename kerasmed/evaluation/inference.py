@@ -29,7 +29,7 @@ from kerasmed.data.spatial import FIT_MODES, letterbox, letterbox_window, resize
 
 __all__ = ["InferenceSettings", "INFERENCE_MODES", "inference_mode", "model_input_shape",
            "predict_image", "predict_samples", "sliding_window", "to_mask", "predict_batch",
-           "eager_predict"]
+           "eager_predict", "model_view"]
 
 INFERENCE_MODES = ("resize", "pad", "tile")
 _NATIVE_SCALE = ("center_crop", "random_crop", "tile")
@@ -240,6 +240,47 @@ def predict_samples(model, image: np.ndarray, method: str, samples: int = 8,
         return np.stack([predict_image(model, image, mode, normalization, overlap,
                                        pad_value=pad_value, predict=eager_predict)
                          for _ in range(int(samples))])
+
+
+def model_view(image: np.ndarray, size, mode: str = "resize", normalization="auto",
+               pad_value=0):
+    """One image as the network sees it at its input ``size``, and the way back.
+
+    ``resize`` and ``pad`` as ``predict_image`` does; ``tile`` takes the image's centre window
+    at native scale (padded with ``pad_value`` where the image is smaller), as ``center_crop``
+    training did. Returns ``(x, back)``: ``x`` float32 ``(h, w, C)``; ``back(map)`` places a
+    ``(h, w)`` map over the image's own ``(H, W)`` (zero outside a centre window).
+    """
+    from kerasmed.data.spatial import crop_pair
+
+    h, w = image.shape[:2]
+    size = (int(size[0]), int(size[1]))
+    normalize = make_normalizer(normalization)
+    if mode == "resize":
+        x = resize_image(image, size)
+
+        def back(m):
+            return cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
+    elif mode == "pad":
+        x, _ = letterbox(image, size, pad_value)
+        _, top, left, nh, nw = letterbox_window((h, w), size)
+
+        def back(m):
+            return cv2.resize(np.ascontiguousarray(m[top:top + nh, left:left + nw]), (w, h),
+                              interpolation=cv2.INTER_LINEAR)
+    elif mode == "tile":
+        y0, x0 = (h - size[0]) // 2, (w - size[1]) // 2
+        x, _ = crop_pair(image, None, y0, x0, size, pad_value)
+
+        def back(m):
+            out = np.zeros((h, w), np.float32)
+            ys, xs = max(0, y0), max(0, x0)
+            out[ys:min(h, y0 + size[0]), xs:min(w, x0 + size[1])] = \
+                m[ys - y0:min(h, y0 + size[0]) - y0, xs - x0:min(w, x0 + size[1]) - x0]
+            return out
+    else:
+        raise ValueError(f"mode must be one of {INFERENCE_MODES}, got {mode!r}")
+    return _as_channels(normalize(x)).astype(np.float32), back
 
 
 def to_mask(prob: np.ndarray, threshold: float = 0.5) -> np.ndarray:
