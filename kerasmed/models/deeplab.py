@@ -40,17 +40,26 @@ def _pair(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value, value)
 
 
-def _parents(layer):
-    """The layers whose outputs ``layer`` takes (its first call)."""
-    if not layer._inbound_nodes:  # noqa: SLF001 - Keras 3 graph
-        return []
-    return [node.operation for node in layer._inbound_nodes[0].parent_nodes]  # noqa: SLF001
+def _operations(model):
+    """A model's layers and ``keras.ops`` operations (ConvNeXt's residual adds), in order."""
+    return getattr(model, "operations", None) or model.layers
+
+
+def _parents(layer, model):
+    """The layers of ``model`` whose outputs ``layer`` takes (its call in ``model``'s graph;
+    a nested model also has a node of its own inner graph, which is skipped)."""
+    members = {id(op) for op in _operations(model)}
+    for node in layer._inbound_nodes:  # noqa: SLF001 - Keras 3 graph
+        parents = [parent.operation for parent in node.parent_nodes]
+        if parents and all(id(op) in members for op in parents):
+            return parents
+    return []
 
 
 def _consumers(model):
     consumers = {}
-    for layer in model.layers:
-        for parent in _parents(layer):
+    for layer in _operations(model):
+        for parent in _parents(layer, model):
             consumers.setdefault(parent.name, []).append(layer.name)
     return consumers
 
@@ -59,18 +68,24 @@ def _rewrite(model, config, stride_in, output_stride):
     """Rewrite ``config`` (``model``'s) in place so nothing beyond ``output_stride`` strides;
     returns the nominal stride of the model's output. ``stride_in``: the nominal stride of
     the model's input. Nested models (ConvNeXt's downsampling blocks) are rewritten too."""
-    entries = {entry["config"]["name"]: entry for entry in config["layers"]}
+    entries = {entry["config"].get("name", entry.get("name")): entry
+               for entry in config["layers"]}
     consumers = _consumers(model) if not isinstance(model, keras.Sequential) else {}
     strides = {}
     previous = stride_in
-    for layer in model.layers:
+    for layer in _operations(model):
         if isinstance(model, keras.Sequential):
             s_in = previous
         else:
-            s_in = max([strides.get(p.name, stride_in) for p in _parents(layer)] or [stride_in])
+            s_in = max([strides.get(p.name, stride_in) for p in _parents(layer, model)]
+                       or [stride_in])
         entry = entries.get(layer.name)
-        if isinstance(layer, keras.Model):
+        if entry is None:   # a keras.ops operation: no strides
+            s_out = s_in
+        elif isinstance(layer, keras.Model):
             s_out = _rewrite(layer, entry["config"], s_in, output_stride)
+            if s_in > output_stride:   # it now sees a larger map than it was built for
+                _free_spatial_size(entry)
         else:
             step = _pair(getattr(layer, "strides", 1))[0] if entry["class_name"] in (
                 _CONVS + _POOLS) else 1
@@ -79,6 +94,19 @@ def _rewrite(model, config, stride_in, output_stride):
                 _dilate(entry, layer, s_out // output_stride, entries, consumers, model)
         strides[layer.name] = previous = s_out
     return previous
+
+
+def _free_spatial_size(entry):
+    """Let a nested model's config take any height and width (its input and build shapes)."""
+    def free(shape):
+        return [shape[0], None, None, *shape[3:]] if shape and len(shape) == 4 else shape
+
+    for inner in entry["config"].get("layers", []):
+        if inner["class_name"] == "InputLayer":
+            inner["config"]["batch_shape"] = free(inner["config"].get("batch_shape"))
+    build = entry.get("build_config") or {}
+    if "input_shape" in build:
+        build["input_shape"] = free(build["input_shape"])
 
 
 def _dilate(entry, layer, rate, entries, consumers, model):
@@ -91,7 +119,7 @@ def _dilate(entry, layer, rate, entries, consumers, model):
         cfg["dilation_rate"] = (rate, rate)
     if cfg.get("padding") == "valid" and max(kernel) > 1:
         cfg["padding"] = "same"
-        for parent in _parents(layer):
+        for parent in _parents(layer, model):
             if type(parent).__name__ == "ZeroPadding2D":
                 if len(consumers.get(parent.name, [])) != 1:
                     raise ValueError(f"cannot dilate {model.name}: {parent.name} pads for "
