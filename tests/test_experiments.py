@@ -65,7 +65,19 @@ def _tiny_overrides(config):
     for key, value in (("filters", "4"), ("depth", "2"), ("encoder_weights", "null")):
         if key in spec.parameters():  # no ImageNet download in tests
             overrides.append(f"model.params.{key}={value}")
+    # Networks whose smallest useful form is still large: a tiny form of each.
+    overrides += [f"model.params.{key}={value}" for key, value in _TINY.get(spec.name, ())]
     return overrides
+
+
+_TINY = {
+    "transunet": (("encoder", '"cnn"'), ("hidden_size", "16"), ("num_layers", "1"),
+                  ("num_heads", "2"), ("mlp_dim", "32"), ("decoder_filters", "[16,8,8,4]"),
+                  ("decoder_conv_filters", "16")),
+    "swin_unet": (("blocks", "1"), ("drop_path_rate", "0")),
+    "backbone_unet_plus_plus": (("backbone_name", '"mobilenetv3small"'),),
+    "deeplabv3plus": (("backbone_name", '"mobilenetv3small"'),),
+}
 
 
 @pytest.mark.parametrize("path", [p for p in EXPERIMENTS if p.stem.startswith("cvc_")
