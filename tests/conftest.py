@@ -63,12 +63,12 @@ def finished_run(tmp_path_factory):
 
 def pytest_collection_modifyitems(session, config, items):
     """Start the PyTorch-backend subprocess as soon as its test is selected, so that it runs
-    beside the other tests (see tests/test_torch_backend.py). Under pytest-xdist every worker
+    beside the other tests (see tests/test_backend_torch.py). Under pytest-xdist every worker
     collects every test, so there the module starts it itself when its test runs."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     for item in items:
         module = getattr(item, "module", None)
-        if module is not None and module.__name__.endswith("test_torch_backend"):
+        if module is not None and module.__name__.endswith("test_backend_torch"):
             module.start_early()
             break
