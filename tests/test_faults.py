@@ -336,7 +336,7 @@ def test_interrupt_between_history_and_checkpoint_keeps_the_files_consistent(
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_a_signalled_run_is_consistent_and_resumes(write_config, tiny_experiment, tmp_path,
                                                    sig):
-    tiny_experiment["training"].update(epochs=6, verbose=0)
+    tiny_experiment["training"].update(epochs=4, verbose=0)
     tiny_experiment["data"]["synthetic"]["n_images"] = 24
     path = write_config(tiny_experiment)
     out = tmp_path / "runs"
@@ -360,7 +360,7 @@ def test_a_signalled_run_is_consistent_and_resumes(write_config, tiny_experiment
         summary = _summary(run_dir)
         assert summary["status"] == "interrupted" and summary["epochs_completed"] == done
     assert train_main(["--resume", str(run_dir)]) == 0
-    assert pd.read_csv(run_dir / "history.csv")["epoch"].tolist() == list(range(1, 7))
+    assert pd.read_csv(run_dir / "history.csv")["epoch"].tolist() == list(range(1, 5))
 
 
 def test_kerasmed_load_model_names_a_missing_class(tmp_path):

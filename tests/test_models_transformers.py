@@ -30,6 +30,9 @@ JAX_CODE = """
         "swin_unet": %r,
         "transunet": %r,
     }
+    for family in ("backbone_unet_plus_plus", "deeplabv3plus"):
+        cases[family] = dict(backbone_name="mobilenetv3small", input_shape=(64, 64, 3),
+                             encoder_weights=None)
     rng = np.random.default_rng(0)
     tmp = tempfile.mkdtemp()
     for name, params in cases.items():
@@ -49,16 +52,10 @@ JAX_CODE = """
         print(name, "ok", flush=True)
 """ % (TINY_SWIN, TINY_TRANSUNET)
 
-# The pretrained-backbone UNet++ and DeepLabV3+ are left out on JAX, as the other backbone
-# families are (suite time); they run on TensorFlow and PyTorch.
-NETWORKS = ("swin_unet", "transunet")
+# The pretrained-backbone UNet++ and DeepLabV3+ run on JAX on the smallest encoder.
+NETWORKS = ("swin_unet", "transunet", "backbone_unet_plus_plus", "deeplabv3plus")
 
-
-@pytest.fixture(scope="module", autouse=True)
-def jax_run():
-    proc = _jax_backend.start(JAX_CODE)
-    yield proc
-    _jax_backend.stop(proc)
+jax_run = _jax_backend.module_fixture(JAX_CODE)
 
 
 # ------------------------------------------------------------------ NumPy references
