@@ -29,6 +29,7 @@ from kerasmed.experiment.schema import SCHEMA, ConfigError, load_config, validat
 from kerasmed.models.registry import build, get_spec
 from kerasmed.training.aux_weight import auxiliary_losses, has_auxiliary_outputs
 from kerasmed.training.trainer import history_keys
+from kerasmed.training.xla import resolve_jit_compile
 
 __all__ = ["Experiment", "Split", "list_samples", "compile_model"]
 
@@ -86,7 +87,7 @@ def compile_model(model, training: dict, steps_per_epoch: int):
         loss = {n: loss for n in names}
         metrics = {names[-1]: metrics}
     model.compile(optimizer=_make_optimizer(training, steps_per_epoch), loss=loss,
-                  metrics=metrics, jit_compile=training["jit_compile"])
+                  metrics=metrics, jit_compile=resolve_jit_compile(training["jit_compile"]))
     return model
 
 
