@@ -297,6 +297,8 @@ def section_peers(cfg, args):
     shape = (size, size, 3)
     rows = []
     for pair in peer_module.pairs():
+        if args.networks and pair.label not in args.networks:
+            continue
         filters = 32 if pair.label == "MultiResUNet" else cfg["filters"]
         row = {"network": pair.label, "peer": pair.peer_name, "size": size, "batch": batch,
                "filters": "encoder" if pair.backbone else filters}
@@ -452,6 +454,8 @@ def section_scaling(cfg, args):
 def section_gpu(cfg, args):
     rows = []
     for label, (name, params, batch) in GPU_NETWORKS.items():
+        if args.networks and label not in args.networks:
+            continue
         for precision in args.precisions:
             spec = {"registry": name, "params": params, "batch": batch, "steps": 10,
                     "repeats": 3, "precision": precision, "flops": True}
@@ -562,6 +566,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, help="training steps per trial")
     parser.add_argument("--size", type=int, help="input size of the peers/compile sections")
     parser.add_argument("--batch", type=int, help="batch of the peers/compile sections")
+    parser.add_argument("--networks", help="comma-separated network labels of the peers, "
+                        "compile and gpu sections (default: all of the section's)")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="skip the per-model memory subprocesses")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
@@ -578,6 +584,8 @@ def main(argv=None):
         if getattr(args, key):
             cfg[key] = getattr(args, key)
     args.precisions = args.precisions.split(",")
+    if args.networks:
+        cfg["compile_nets"] = args.networks = [n.strip() for n in args.networks.split(",")]
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
