@@ -100,8 +100,10 @@ def _kuc_att_unet(shape, filters):
 
 
 def _kuc_r2_unet(shape, filters):
-    return _kuc().r2_unet_2d(shape, _widths(filters, 5), n_labels=1, stack_num_down=1,
-                             stack_num_up=1, recur_num=2, activation="ReLU",
+    # Two RCLs a block (stack_num 2), as the paper and kerasmed; kuc's "bilinear" decoder
+    # is interpolation + a 3x3 conv-BN-ReLU, kerasmed's "bilinear_conv" (its default).
+    return _kuc().r2_unet_2d(shape, _widths(filters, 5), n_labels=1, stack_num_down=2,
+                             stack_num_up=2, recur_num=2, activation="ReLU",
                              output_activation="Sigmoid", batch_norm=True, pool=True,
                              unpool="bilinear", name="kuc_r2unet")
 
@@ -210,7 +212,9 @@ def pairs() -> list[Pair]:
              lambda shape, f: authors_multiresunet(shape, f)),
         Pair("Attention U-Net", _km("attention_unet", depth=4), "kuc att_unet_2d",
              _kuc_att_unet),
-        Pair("R2U-Net", _km("r2unet", depth=4), "kuc r2_unet_2d", _kuc_r2_unet),
+        # kuc gives every recurrence step its own conv: kerasmed's shared_weights=False.
+        Pair("R2U-Net", _km("r2unet", depth=4, shared_weights=False), "kuc r2_unet_2d",
+             _kuc_r2_unet),
         Pair("UNet++", _km("unet_plus_plus", depth=3, conv_activation="relu", dropout=0.0,
                            weight_decay=0.0, batch_norm=False, upsampling="bilinear",
                            up_conv=True),

@@ -6,19 +6,21 @@ Sections (``--sections``, default all but ``gpu``):
   segmentation_models, keras-unet-collection, plain-Keras or authors'-code model of the same
   architecture and filters), same input size, batch, precision, loss, metrics, optimizer and
   compile settings (kerasmed's default ``jit_compile``), trained with ``fit`` on the same
-  random in-memory data. The contenders alternate (A B A B ...); each trial is one ``fit``
-  call of ``--steps`` steps after a warm-up call that compiles; the table gives the median
+  random in-memory data. The contenders alternate (A B, B A, ...) after a warm-up call each
+  that compiles; each trial is one ``fit`` call of ``--steps`` + 1 steps timed from the end
+  of its first batch to the end of its last (the steady state); the table gives the median
   seconds per step, images/s, the ratio kerasmed / peer (below 1: kerasmed is faster) and,
-  unless ``--no-memory``, each model's peak memory from a fresh subprocess (CPU: growth of
-  the peak resident set over the process's size before the build; GPU under JAX: the
-  device's ``peak_bytes_in_use``).
+  with ``--memory`` (the default but in ``--quick``), each model's peak memory from a fresh
+  subprocess (CPU: growth of the peak resident set over the process's size before the build;
+  GPU under JAX: the device's ``peak_bytes_in_use``).
 - ``compile``: each kerasmed network under ``jit_compile`` auto / true / false, each with
-  ``fit`` and with ``train_on_batch`` (one call per step, as kerasmed's ``loop`` does), six
-  contenders interleaved; the ratio of each to the fastest, and which one kerasmed's default
+  ``fit`` and with ``train_on_batch`` (one call per step, as kerasmed's ``loop`` does; under
+  ``auto`` only ``fit``, ``auto`` being true or false), five contenders interleaved; the ratio of each to the fastest, and which one kerasmed's default
   (``kerasmed.training.xla.resolve_jit_compile("auto")`` with the default ``loop: fit``) is.
 - ``predict``: images/s of ``kerasmed.evaluation.predict_image`` (what ``kerasmed-predict``
   runs per image) at the model's size, against ``predict_on_batch`` of batches of 8; and
-  sliding-window prediction of a 2048x2048 image, tiles batched by 1, 4 (the default), 8, 16.
+  sliding-window prediction of a 2048x2048 image, tiles batched by 1, 4, 8, 16 (the default,
+  ``kerasmed.evaluation.inference.TILE_BATCH``) and 32.
 - ``scaling``: step time against image size and batch for the U-Net and the ResNet50 Unet;
   "per pixel vs first" is (step time / pixels per step) over the first row's: 1.0 is linear.
 - ``gpu``: float32, mixed_bfloat16 and mixed_float16 for the ResNet50 Unet at 256x256,
@@ -28,8 +30,8 @@ Sections (``--sections``, default all but ``gpu``):
 
 Run it from the repository root::
 
-    python benchmarks/train_speed.py --quick          # a few minutes on a 2-core CPU
-    python benchmarks/train_speed.py                  # the full tables (CPU: about an hour)
+    python benchmarks/train_speed.py --quick          # peers and compile, 2-core CPU: minutes
+    python benchmarks/train_speed.py                  # every CPU section, with memory
     KERAS_BACKEND=jax python benchmarks/train_speed.py --sections gpu,peers,compile
 
 Record the printed tables with the machine and date in ``benchmarks/RESULTS.md``.
@@ -57,13 +59,17 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 _MARK = "TRAIN_SPEED "
 
 # Input size, batch, filters, steps per trial and repeats, full and --quick.
-FULL = dict(size=128, batch=8, filters=32, steps=6, repeats=5,
-            compile_nets=None, scaling_sizes=(128, 256, 512), scaling_batches=(1, 2, 4, 8, 16, 32),
-            scaling_steps=3, tile_image=2048, tile_model=256, tile_filters=16,
+FULL = dict(sections=DEFAULT_SECTIONS, memory=True,
+            size=128, batch=8, filters=32, steps=10, repeats=3, compile_nets=None,
+            scaling_sizes=(128, 256, 512), scaling_batches=(1, 2, 4, 8, 16, 32),
+            scaling_steps=4, tile_image=2048, tile_model=256, tile_filters=16,
             predict_images=32)
-QUICK = dict(size=64, batch=4, filters=16, steps=4, repeats=3,
-             compile_nets=("U-Net", "MultiResUNet", "Unet VGG16"),
-             scaling_sizes=(64, 128, 256), scaling_batches=(1, 4, 16), scaling_steps=2,
+# --quick: the ratio table and two networks' compile settings, no memory subprocesses (each
+# imports TensorFlow afresh), steps and repeats enough for ratios steady to a few per cent.
+QUICK = dict(sections=("peers", "compile"), memory=False,
+             size=64, batch=4, filters=16, steps=10, repeats=3,
+             compile_nets=("U-Net", "Unet VGG16"),
+             scaling_sizes=(64, 128, 256), scaling_batches=(1, 4, 16), scaling_steps=4,
              tile_image=2048, tile_model=256, tile_filters=8, predict_images=16)
 GPU_NETWORKS = {
     "Unet ResNet50 256": ("backbone_unet", dict(backbone_name="resnet50", encoder_weights=None,
@@ -77,20 +83,30 @@ GPU_NETWORKS = {
 # ----------------------------------------------------------------------------- timing
 
 def interleaved(contenders: dict, repeats: int) -> dict:
-    """Median seconds per step of each ``name -> trial()`` (a trial returns seconds per step).
+    """Median seconds of each ``name -> trial()``; a trial returns its seconds, or a list of
+    the seconds of each of its steps.
 
-    Every contender is called once to warm up (compilation), then all are called in turn,
-    ``repeats`` rounds, the order reversed every other round (A B, B A, ...) so that neither
-    always runs first. Returns ``name -> {"median": s, "samples": [...]}``.
+    Every contender warms up once (its ``warm_up`` attribute when it has one, a short call
+    that compiles, else the trial itself), then all are called in turn, ``repeats`` rounds,
+    the order reversed every other round (A B, B A, ...) so that neither always runs first.
+    The median is over every step of every round: on a shared 2-core machine single steps
+    stall now and then (one trial's mean moved by 15 % between rounds of the same contender),
+    and the median of the steps is not moved by a few stalls. Returns
+    ``name -> {"median": s, "samples": [...], "round_medians": [...]}``.
     """
     for trial in contenders.values():
-        trial()
+        getattr(trial, "warm_up", trial)()
     samples = {name: [] for name in contenders}
+    rounds = {name: [] for name in contenders}
     names = list(contenders)
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
-            samples[name].append(contenders[name]())
-    return {n: {"median": statistics.median(s), "samples": s} for n, s in samples.items()}
+            got = contenders[name]()
+            got = got if isinstance(got, list) else [got]
+            samples[name].extend(got)
+            rounds[name].append(statistics.median(got))
+    return {n: {"median": statistics.median(s), "samples": s, "round_medians": rounds[n]}
+            for n, s in samples.items()}
 
 
 def targets_for(model, n, rng):
@@ -137,47 +153,52 @@ class _StepClock:
 
 
 def fit_trial(model, x, y, batch):
-    """Seconds per step of ``fit`` in its steady state: the time between the ends of the
-    first and the last batch of one ``fit`` call over all of ``x``, per step. The call's
-    set-up (data adapter, iterator, callbacks), which a real run pays once an epoch, is left
-    out, so that ``fit`` and ``train_on_batch`` are compared on their steps."""
-    steps = len(x) // batch - 1
+    """The seconds of each ``fit`` step in its steady state: one ``fit`` call over all of
+    ``x``, each step timed from the end of the batch before it (the first batch is left out).
+    The call's set-up (data adapter, iterator, callbacks), which a real run pays once an
+    epoch, is left out, so that ``fit`` and ``train_on_batch`` are compared on their steps."""
     clock = _StepClock().callback
 
     def trial():
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False,
                   callbacks=[clock])
-        return (clock.ends[-1] - clock.ends[0]) / steps
+        return [b - a for a, b in zip(clock.ends, clock.ends[1:])]
+
+    def warm_up():  # two batches of the same shape compile the train step
+        model.fit(_rows(x, 0, 2 * batch), _rows(y, 0, 2 * batch), batch_size=batch, epochs=1,
+                  verbose=0, shuffle=False)
+    trial.warm_up = warm_up
     return trial
 
 
+def _rows(a, start, stop):
+    """Rows ``start:stop`` of an array or of every array of a list (several outputs)."""
+    return [t[start:stop] for t in a] if isinstance(a, list) else a[start:stop]
+
+
 def batch_trial(model, x, y, batch):
-    """Seconds per ``train_on_batch`` call over the batches of ``x`` after the first."""
+    """The seconds of each ``train_on_batch`` call over the batches of ``x`` after the first
+    (each call returns the loss as a number, so it has finished)."""
     steps = len(x) // batch - 1
-
-    def piece(a, i):
-        return [t[i * batch:(i + 1) * batch] for t in a] if isinstance(a, list) \
-            else a[i * batch:(i + 1) * batch]
-
-    batches = [(piece(x, i), piece(y, i)) for i in range(steps + 1)]
+    batches = [(_rows(x, i * batch, (i + 1) * batch), _rows(y, i * batch, (i + 1) * batch))
+               for i in range(steps + 1)]
 
     def trial():
         model.train_on_batch(*batches[0])
-        start = time.perf_counter()
+        times = []
         for bx, by in batches[1:]:
+            start = time.perf_counter()
             model.train_on_batch(bx, by)
-        return (time.perf_counter() - start) / steps
+            times.append(time.perf_counter() - start)
+        return times
+    trial.warm_up = lambda: model.train_on_batch(*batches[0])
     return trial
 
 
 def training_section(jit="auto", **overrides):
     """kerasmed's default ``training`` section (the schema's defaults) with ``overrides``."""
-    from kerasmed.experiment.schema import SCHEMA, Field
-
-    def defaults(schema):
-        return {k: (v.default if isinstance(v, Field) else defaults(v))
-                for k, v in schema.items()}
-    training = defaults(SCHEMA["training"])
+    from kerasmed.experiment.schema import section_defaults
+    training = section_defaults("training")
     training.update(jit_compile=jit, **overrides)
     return training
 
@@ -208,8 +229,8 @@ def _memory_worker(spec: dict) -> dict:
     compile_as_kerasmed(model, spec.get("jit", "auto"))
     x, y = data_for(model, spec["batch"], spec["steps"])
     trial = fit_trial(model, x, y, spec["batch"])
-    trial()
-    times = [trial() for _ in range(spec.get("repeats", 1))]
+    trial.warm_up()
+    times = [t for _ in range(spec.get("repeats", 1)) for t in trial()]
     result = {"ok": True, "params": model.count_params(), "step_s": statistics.median(times),
               "peak_rss_mib": _peak_rss_mib() - base, "device_peak_gib": _device_peak_gib()}
     if spec.get("flops"):
@@ -250,8 +271,7 @@ def train_step_flops(model, x, y, batch):
     if keras.backend.backend() != "jax":
         return None
     import jax
-    bx = x[:batch] if not isinstance(x, list) else [t[:batch] for t in x]
-    by = y[:batch] if not isinstance(y, list) else [t[:batch] for t in y]
+    bx, by = _rows(x, 0, batch), _rows(y, 0, batch)
     state = ([v.value for v in model.trainable_variables],
              [v.value for v in model.non_trainable_variables],
              [v.value for v in model.optimizer.variables],
@@ -319,7 +339,7 @@ def section_peers(cfg, args):
         times = interleaved(contenders, cfg["repeats"])
         row.update(km_params=ours.count_params(), peer_params=theirs.count_params(),
                    km_s=times["kerasmed"]["median"], peer_s=times["peer"]["median"],
-                   samples={k: v["samples"] for k, v in times.items()})
+                   samples={k: v["round_medians"] for k, v in times.items()})
         row["ratio"] = row["km_s"] / row["peer_s"]
         _free(ours, theirs, contenders)
         if args.memory:
@@ -360,7 +380,7 @@ def section_compile(cfg, args):
         row = {"network": pair.label, "size": size, "batch": batch,
                "default": f"fit jit=auto (-> {default})",
                "times": {k: v["median"] for k, v in times.items()},
-               "samples": {k: v["samples"] for k, v in times.items()}}
+               "samples": {k: v["round_medians"] for k, v in times.items()}}
         row["default_vs_fastest"] = times["fit jit=auto"]["median"] / best
         row["fastest"] = min(times, key=lambda k: times[k]["median"])
         rows.append(row)
@@ -373,7 +393,8 @@ def section_predict(cfg, args):
     import keras
     import numpy as np
 
-    from kerasmed.evaluation.inference import predict_batch, predict_image, sliding_window
+    from kerasmed.evaluation.inference import (TILE_BATCH, predict_batch, predict_image,
+                                               sliding_window)
     from kerasmed.models import build
     rng = np.random.default_rng(0)
     rows = []
@@ -409,8 +430,9 @@ def section_predict(cfg, args):
             sliding_window(model, big, overlap=0.5, batch_size=batch_size)
             return time.perf_counter() - start
         return trial
-    tile_times = interleaved({f"sliding window, tiles batched by {b}": tiles(b)
-                              for b in (1, 4, 8, 16)}, max(2, cfg["repeats"] - 1))
+    tile_times = interleaved(
+        {f"sliding window, tiles batched by {b}" + (" (default)" if b == TILE_BATCH else ""):
+         tiles(b) for b in sorted({1, 4, 8, 16, 32, TILE_BATCH})}, max(2, cfg["repeats"] - 1))
     for name, t in tile_times.items():
         rows.append({"what": name, "image": f"{cfg['tile_image']}x{cfg['tile_image']}",
                      "s_per_image": t["median"], "images_per_s": 1 / t["median"]})
@@ -560,16 +582,18 @@ def header() -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few repeats")
-    parser.add_argument("--sections", default=",".join(DEFAULT_SECTIONS),
-                        help=f"comma-separated, of {', '.join(SECTIONS)}")
+    parser.add_argument("--sections", help=f"comma-separated, of {', '.join(SECTIONS)} "
+                        f"(default: {','.join(FULL['sections'])}; --quick: "
+                        f"{','.join(QUICK['sections'])})")
     parser.add_argument("--repeats", type=int, help="interleaved rounds per contender")
     parser.add_argument("--steps", type=int, help="training steps per trial")
     parser.add_argument("--size", type=int, help="input size of the peers/compile sections")
     parser.add_argument("--batch", type=int, help="batch of the peers/compile sections")
     parser.add_argument("--networks", help="comma-separated network labels of the peers, "
                         "compile and gpu sections (default: all of the section's)")
-    parser.add_argument("--no-memory", dest="memory", action="store_false",
-                        help="skip the per-model memory subprocesses")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None,
+                        help="the per-model memory subprocesses of the peers section "
+                             "(default: on; --quick: off)")
     parser.add_argument("--precisions", default=",".join(PRECISIONS))
     parser.add_argument("--peak-tflops", type=float, default=989.4,
                         help="the device's dense 16-bit tensor peak (H100/H200 SXM: 989.4)")
@@ -583,10 +607,13 @@ def main(argv=None):
     for key in ("repeats", "steps", "size", "batch"):
         if getattr(args, key):
             cfg[key] = getattr(args, key)
+    if args.memory is None:
+        args.memory = cfg["memory"]
     args.precisions = args.precisions.split(",")
     if args.networks:
         cfg["compile_nets"] = args.networks = [n.strip() for n in args.networks.split(",")]
-    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()] if args.sections \
+        else list(cfg["sections"])
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")

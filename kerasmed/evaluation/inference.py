@@ -29,10 +29,15 @@ from kerasmed.data.spatial import FIT_MODES, letterbox, letterbox_window, resize
 
 __all__ = ["InferenceSettings", "INFERENCE_MODES", "inference_mode", "model_input_shape",
            "predict_image", "predict_samples", "sliding_window", "to_mask", "predict_batch",
-           "eager_predict", "model_view"]
+           "eager_predict", "model_view", "TILE_BATCH"]
 
 INFERENCE_MODES = ("resize", "pad", "tile")
 _NATIVE_SCALE = ("center_crop", "random_crop", "tile")
+#: Tiles a ``sliding_window`` call predicts at once. One tile at a time took 1.38x as long
+#: on a 2048x2048 image and 4 took 1.14x as long as 16 (``benchmarks/train_speed.py
+#: --sections predict``, ``benchmarks/RESULTS.md``); 16 model-sized tiles are small next to
+#: the activations of one training batch.
+TILE_BATCH = 16
 _INTERPOLATION = ("image: area when shrinking, bilinear when enlarging (as the loader); "
                   "prediction back to the image: bilinear")
 
@@ -135,7 +140,7 @@ def _as_channels(x):
 
 
 def sliding_window(model, image: np.ndarray, overlap: float = 0.5, tta: bool = False,
-                   batch_size: int = 4, normalize=None, pad_value=None,
+                   batch_size: int = TILE_BATCH, normalize=None, pad_value=None,
                    predict=None) -> np.ndarray:
     """Predict an ``(H, W, C)`` image of any size with overlapping model-sized tiles.
 

@@ -44,7 +44,8 @@ from kerasmed.training.trainer import LOOPS
 from kerasmed.training.unfreeze import UnfreezeEncoder
 
 __all__ = ["ConfigError", "Field", "SCHEMA", "DATASETS", "PRECISIONS", "load_config",
-           "read_experiment", "validate_config", "parse_override", "apply_overrides"]
+           "section_defaults", "read_experiment", "validate_config", "parse_override",
+           "apply_overrides"]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DATASETS = tuple(SYNTHETIC_DATASETS) + tuple(READERS)
@@ -299,7 +300,8 @@ SCHEMA: dict = {
                              "\"/gpu:1\"]; null: all"),
         "jit_compile": Field((str, bool), "auto", check=lambda v: None if v in ("auto", True, False)
                              else "must be \"auto\", true or false",
-                             doc="XLA compilation of the train step"),
+                             doc="XLA compilation of the train step; auto: by backend and device "
+                                 "(kerasmed.training.xla.JIT_RULE, chosen by measurement)"),
         "lr_schedule": Field((dict, type(None)), None, check=_lr_schedule,
                              doc="a keras.optimizers.schedules class by name with its arguments; "
                                  "decay_steps defaults to the whole run"),
@@ -485,6 +487,15 @@ def validate_config(raw: dict, where: str = "<config>") -> dict:
         raise ConfigError(problems)
     _optimizer_warnings(config, where)
     return config
+
+
+def section_defaults(section: str) -> dict:
+    """The default settings of the experiment section ``section`` (``"training"``, ...), as a
+    fresh dictionary: what an experiment that leaves the section out runs with."""
+    def defaults(schema):
+        return {k: (copy.deepcopy(v.default) if isinstance(v, Field) else defaults(v))
+                for k, v in schema.items()}
+    return defaults(SCHEMA[section])
 
 
 def parse_override(text: str):
