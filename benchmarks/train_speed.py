@@ -6,16 +6,17 @@ Sections (``--sections``, default all but ``gpu``):
   segmentation_models, keras-unet-collection, plain-Keras or authors'-code model of the same
   architecture and filters), same input size, batch, precision, loss, metrics, optimizer and
   compile settings (kerasmed's default ``jit_compile``), trained with ``fit`` on the same
-  random in-memory data. The contenders alternate (A B, B A, ...) after a warm-up call each
-  that compiles; each trial is one ``fit`` call of ``--steps`` + 1 steps timed from the end
-  of its first batch to the end of its last (the steady state); the table gives the median
-  seconds per step, images/s, the ratio kerasmed / peer (below 1: kerasmed is faster) and,
-  with ``--memory`` (the default but in ``--quick``), each model's peak memory from a fresh
-  subprocess (CPU: growth of the peak resident set over the process's size before the build;
-  GPU under JAX: the device's ``peak_bytes_in_use``).
+  random in-memory data. The contenders alternate (A B, B A, ...) after a short warm-up call
+  each that compiles; each trial is one ``fit`` call of ``--steps`` + 1 steps, each step after
+  the first timed from the end of the one before (the steady state); the table gives the
+  median over all those steps (seconds per step), images/s, the ratio kerasmed / peer (below
+  1: kerasmed is faster) and, with ``--memory`` (the default but in ``--quick``), each
+  model's peak memory from a fresh subprocess (CPU: growth of the peak resident set over the
+  process's size before the build; GPU under JAX: the device's ``peak_bytes_in_use``).
 - ``compile``: each kerasmed network under ``jit_compile`` auto / true / false, each with
   ``fit`` and with ``train_on_batch`` (one call per step, as kerasmed's ``loop`` does; under
-  ``auto`` only ``fit``, ``auto`` being true or false), five contenders interleaved; the ratio of each to the fastest, and which one kerasmed's default
+  ``auto`` only ``fit``, ``auto`` being true or false), five contenders interleaved; the
+  ratio of each to the fastest, and which one kerasmed's default
   (``kerasmed.training.xla.resolve_jit_compile("auto")`` with the default ``loop: fit``) is.
 - ``predict``: images/s of ``kerasmed.evaluation.predict_image`` (what ``kerasmed-predict``
   runs per image) at the model's size, against ``predict_on_batch`` of batches of 8; and
@@ -65,7 +66,8 @@ FULL = dict(sections=DEFAULT_SECTIONS, memory=True,
             scaling_steps=4, tile_image=2048, tile_model=256, tile_filters=16,
             predict_images=32)
 # --quick: the ratio table and two networks' compile settings, no memory subprocesses (each
-# imports TensorFlow afresh), steps and repeats enough for ratios steady to a few per cent.
+# imports TensorFlow afresh). Repeated runs on the 2-core machine still moved ratios by up to
+# 10 %: most of the run is tracing the models' train steps, not the timed steps.
 QUICK = dict(sections=("peers", "compile"), memory=False,
              size=64, batch=4, filters=16, steps=10, repeats=3,
              compile_nets=("U-Net", "Unet VGG16"),
@@ -339,7 +341,7 @@ def section_peers(cfg, args):
         times = interleaved(contenders, cfg["repeats"])
         row.update(km_params=ours.count_params(), peer_params=theirs.count_params(),
                    km_s=times["kerasmed"]["median"], peer_s=times["peer"]["median"],
-                   samples={k: v["round_medians"] for k, v in times.items()})
+                   round_medians={k: v["round_medians"] for k, v in times.items()})
         row["ratio"] = row["km_s"] / row["peer_s"]
         _free(ours, theirs, contenders)
         if args.memory:
@@ -380,7 +382,7 @@ def section_compile(cfg, args):
         row = {"network": pair.label, "size": size, "batch": batch,
                "default": f"fit jit=auto (-> {default})",
                "times": {k: v["median"] for k, v in times.items()},
-               "samples": {k: v["round_medians"] for k, v in times.items()}}
+               "round_medians": {k: v["round_medians"] for k, v in times.items()}}
         row["default_vs_fastest"] = times["fit jit=auto"]["median"] / best
         row["fastest"] = min(times, key=lambda k: times[k]["median"])
         rows.append(row)
@@ -496,7 +498,7 @@ def section_gpu(cfg, args):
 
 def _print_progress(row):
     print("  ..", {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
-                   if k not in ("samples", "times")}, flush=True)
+                   if k not in ("round_medians", "times")}, flush=True)
 
 
 def _fmt(v, digits=3):

@@ -491,11 +491,13 @@ def validate_config(raw: dict, where: str = "<config>") -> dict:
 
 def section_defaults(section: str) -> dict:
     """The default settings of the experiment section ``section`` (``"training"``, ...), as a
-    fresh dictionary: what an experiment that leaves the section out runs with."""
-    def defaults(schema):
-        return {k: (copy.deepcopy(v.default) if isinstance(v, Field) else defaults(v))
-                for k, v in schema.items()}
-    return defaults(SCHEMA[section])
+    fresh dictionary: what an experiment that leaves the section out runs with. Raises
+    ``ConfigError`` for a section with required keys."""
+    problems, out = [], {}
+    _check({}, SCHEMA[section], "<defaults>", f"{section}.", problems, out)
+    if problems:
+        raise ConfigError(problems)
+    return out
 
 
 def parse_override(text: str):
