@@ -170,7 +170,8 @@ def Unet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation
         A ``keras.Model`` mapping ``(batch, H, W, C)`` images in [0, 1] to
         ``(batch, H, W, classes)``. Parameters (256x256x3, one class, same as
         segmentation_models): vgg16 23,752,273; mobilenetv2 8,047,441; inceptionv3
-        29,933,105. resnet50 (keras.applications ResNet50): 32,602,769.
+        29,933,105. resnet50 (keras.applications ResNet50, conv biases folded into its batch
+        norms): 32,576,209.
     """
     inputs, x, encoder = _skip_decoder(unet_decoder_block, backbone_name, input_shape,
                                        encoder_weights, encoder_features, decoder_filters,

@@ -21,6 +21,9 @@ and ``PSPNet`` (``kerasmed.models.backbone_models``) need to know about it:
   padding, so their features are a few pixels smaller than H/stride; kerasmed resizes them
   (bilinearly, no parameters) to H/stride.
 
+Every encoder is built without the conv biases that its batch norms cancel (only ResNet v1
+has them): they are folded into the moving means (``kerasmed.models.bias_folding``).
+
 Input convention (all four families): the model takes float images in [0, 1] (kerasmed's loader
 default, ``data.normalization: "auto"``) with 1 or 3 channels, and maps them inside the model
 to what the backbone expects. A 1-channel (grey) image is repeated to 3 channels first, so the
@@ -38,6 +41,7 @@ from dataclasses import dataclass, field
 import keras
 from keras import layers, ops
 
+from kerasmed.models.bias_folding import fold_conv_biases
 from kerasmed.names import unknown_name_message
 
 __all__ = ["BackboneSpec", "BACKBONES", "Encoder", "BackbonePreprocessing",
@@ -391,6 +395,10 @@ def build_encoder(backbone_name, input_shape=(None, None, 3), weights="imagenet"
         taps: optional ``{stride: tap}`` overriding the table (segmentation_models'
             ``encoder_features``).
         name: the encoder model's name (kerasmed's freezing helpers look for ``"encoder"``).
+
+    Convolution biases that a BatchNormalization cancels (keras.applications' ResNet v1) are
+    folded into its moving mean after the weights are loaded (``bias_folding``): the same
+    function, fewer parameters, a faster step.
     """
     spec = get_backbone_spec(backbone_name)
     input_shape = tuple(input_shape)
@@ -406,7 +414,7 @@ def build_encoder(backbone_name, input_shape=(None, None, 3), weights="imagenet"
             continue
         found.append(stride)
         outputs.append(app.output if tap == "output" else _tap_tensor(app, tap))
-    model = keras.Model(app.inputs, outputs, name=name)
+    model = fold_conv_biases(keras.Model(app.inputs, outputs, name=name))
     ends_with_pooling = isinstance(app.layers[-1], (layers.MaxPooling2D, layers.AveragePooling2D))
     return Encoder(model, spec, tuple(found), ends_with_pooling)
 

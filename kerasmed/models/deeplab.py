@@ -24,6 +24,7 @@ from kerasmed.models.backbone_models import _finish, _shared_args
 from kerasmed.models.backbones import (ENCODER_NAME, BackbonePreprocessing, Encoder,
                                        _resolve_weights, _tap_tensor, encoder_features,
                                        get_backbone_spec)
+from kerasmed.models.bias_folding import fold_conv_biases
 from kerasmed.models.blocks import SpatialBroadcast, check_input_size, conv_bn_act
 from kerasmed.models.registry import register_model
 
@@ -155,7 +156,8 @@ def dilated_encoder(backbone_name, input_shape, weights, output_stride=16, low_l
         rebuilt = app.__class__.from_config(config)
         rebuilt.set_weights(app.get_weights())
         app = rebuilt
-    model = keras.Model(app.inputs, [_tap_tensor(app, tap), app.output], name=name)
+    model = fold_conv_biases(keras.Model(app.inputs, [_tap_tensor(app, tap), app.output],
+                                         name=name))
     return Encoder(model, spec, (low_level_stride, output_stride), False)
 
 

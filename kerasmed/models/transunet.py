@@ -108,7 +108,7 @@ def transunet(input_shape=(224, 224, 3), classes=1, activation=_AUTO, encoder="r
 
     Returns:
         A ``keras.Model`` mapping ``(batch, H, W, C)`` images to ``(batch, H, W, classes)``.
-        Parameters at the defaults (R50-ViT-B/16, 224x224x3, one class): 101,959,441; the
+        Parameters at the defaults (R50-ViT-B/16, 224x224x3, one class): 101,957,841; the
         authors' code counts 105,275,921, because its R50 has 9 units in the third stage
         where ``keras.applications.ResNet50`` has 6 (see docs/models.md).
     """
