@@ -5,8 +5,8 @@ bias, although each one feeds a BatchNormalization: BN subtracts the batch mean 
 and the moving mean in inference, so a per-channel bias before it changes nothing but the
 moving mean it is compared with. The biases still cost a gradient, an optimizer update and,
 on TensorFlow's CPU kernels, a separate bias-add pass per convolution: a kerasmed Unet-ResNet50
-with them trained at 1.23x segmentation_models' step time, whose ResNet has none
-(``benchmarks/RESULTS.md``).
+with them trained at 1.23x segmentation_models' step time (whose ResNet has none), without
+them at 1.03-1.06x on the same 2-core CPU (``benchmarks/RESULTS.md``).
 
 ``fold_conv_biases(model)`` rebuilds a functional model from its config with ``use_bias=False``
 on every such convolution and copies the weights, moving each bias into its BN's moving mean
