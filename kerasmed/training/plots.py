@@ -37,7 +37,10 @@ def plot_history(history, out_dir) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name in quantities(history.columns):
+        # The plots are redrawn every epoch: fixed margins instead of tight_layout and fast
+        # PNG compression took a figure from 0.13 s to 0.10 s on the 2-core CPU.
         fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+        fig.subplots_adjust(left=0.15, right=0.97, bottom=0.12, top=0.92)
         for col, label in ((name, "train"), (f"val_{name}", "validation")):
             if col in history:
                 ax.plot(history["epoch"], history[col], marker="o", markersize=3, label=label)
@@ -49,9 +52,9 @@ def plot_history(history, out_dir) -> list[Path]:
         if f"val_{name}" in history and name in history:
             ax.legend()
         ax.set_title(name)
-        fig.tight_layout()
         path = out_dir / f"{name}.png"
-        replace_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
+        replace_atomic(path, lambda tmp: fig.savefig(tmp, format="png",
+                                                      pil_kwargs={"compress_level": 1}))
         plt.close(fig)
         written.append(path)
     return written
