@@ -3,10 +3,13 @@
 The rule is a table per backend and device kind (``benchmarks/train_speed.py --sections
 compile``; figures in ``benchmarks/RESULTS.md``):
 
-- TensorFlow on a CPU: no XLA. Measured on the 2-core development machine (2026-12-02), XLA
-  made no network faster by more than the noise (U-Net 1.05x, MultiResUNet 1.07x the step
-  time without it) and the VGG16 Unet 1.28x slower, and it adds tens of seconds of
-  compilation to every run.
+- TensorFlow on a CPU: no XLA. Measured on the 2-core development machine for the eight
+  networks of the peers table (2026-12-02 and -03), XLA made the step slower for six (UNet++
+  2.1x, Unet ResNet50 1.5x, the VGG16 Unet and FPN about 1.28x, R2U-Net 1.17x, the U-Net
+  1.05x), moved the MultiResUNet either way within the noise (1.07x slower, then 1.06x
+  faster), was faster only for the Attention U-Net (1.10x, against a 7 % gap between two
+  identical settings in the same run), and it adds tens of seconds of compilation to every
+  run.
 - TensorFlow on a GPU: XLA, Keras' own choice there. Not a kerasmed measurement: the lent GPU
   machines have no TensorFlow.
 - JAX: always jit. ``jit_compile=False`` under JAX runs every op eagerly: on the same CPU
