@@ -65,12 +65,14 @@ FULL = dict(sections=DEFAULT_SECTIONS, memory=True,
             scaling_sizes=(128, 256, 512), scaling_batches=(1, 2, 4, 8, 16, 32),
             scaling_steps=4, tile_image=2048, tile_model=256, tile_filters=16,
             predict_images=32)
-# --quick: the ratio table and two networks' compile settings, no memory subprocesses (each
+# --quick: the ratio table and the U-Net's compile settings, no memory subprocesses (each
 # imports TensorFlow afresh). Repeated runs on the 2-core machine still moved ratios by up to
-# 10 %: most of the run is tracing the models' train steps, not the timed steps.
+# 10 %: most of the run is tracing the models' train steps, not the timed steps. The other
+# networks' compile settings (minutes each: XLA compiles their train steps twice) are
+# ``--sections compile --networks ...``.
 QUICK = dict(sections=("peers", "compile"), memory=False,
              size=64, batch=4, filters=16, steps=10, repeats=3,
-             compile_nets=("U-Net", "Unet VGG16"),
+             compile_nets=("U-Net",),
              scaling_sizes=(64, 128, 256), scaling_batches=(1, 4, 16), scaling_steps=4,
              tile_image=2048, tile_model=256, tile_filters=8, predict_images=16)
 GPU_NETWORKS = {

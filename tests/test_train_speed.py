@@ -107,3 +107,19 @@ def test_memory_flag_defaults_per_mode(monkeypatch):
         assert seen == {"memory": memory, "steps": 3}
     with pytest.raises(SystemExit):
         ts.main(["--sections", "peerz"])
+
+
+def test_resnet50_stride_moves_the_stride_and_counts_the_flops():
+    rs = _load("resnet50_stride")
+    from kerasmed.models import build
+    ours = build("backbone_unet", input_shape=(64, 64, 3), backbone_name="resnet50",
+                 encoder_weights=None)
+    moved = rs.stride_in_3x3(ours)
+    assert moved.count_params() == ours.count_params()
+    assert moved.output.shape == ours.output.shape
+    layers = {layer.name: layer for layer in rs._leaves(moved)}
+    for stage in (3, 4, 5):
+        assert tuple(layers[f"conv{stage}_block1_1_conv"].strides) == (1, 1)
+        assert tuple(layers[f"conv{stage}_block1_2_conv"].strides) == (2, 2)
+    # the stride-2 3x3 conv now runs on the larger map: more FLOPs
+    assert rs.conv_gflops(moved) > rs.conv_gflops(ours) > 0
