@@ -241,11 +241,11 @@ def test_a_redirected_log_gets_one_line_per_epoch_and_no_third_party_noise(skipp
 
 
 def test_warning_filters_keep_kerasmed_warnings_only():
-    from kerasmed.cli import _quiet
+    from kerasmed.cli._common import quiet
     from kerasmed.names import KerasmedWarning
 
     with warnings.catch_warnings(record=True) as seen:
-        _quiet(False)
+        quiet(False)
         warnings.warn("from a library", UserWarning)
         warnings.warn("from kerasmed", KerasmedWarning)
     assert [str(w.message) for w in seen] == ["from kerasmed"]

@@ -49,19 +49,28 @@ _UPSTREAM = ("segmentation_models 1.0.1 defaults; kerasmed defaults classes=1, "
              "activation='auto', input_shape=(256, 256, 3)")
 
 
-def _front(backbone_name, input_shape, encoder_weights, strides, *, taps=None, stride_check=32):
-    """Input, preprocessing and encoder; returns (inputs, {stride: feature}, Encoder)."""
-    spec = get_backbone_spec(backbone_name)
+def check_backbone_input(spec, input_shape, stride, what=None):
+    """Raise ``ValueError`` unless ``input_shape`` suits the encoder ``spec``: (H, W, 1) or
+    (H, W, 3), H and W divisible by ``stride`` (no check when falsy) and at least the
+    encoder's ``min_size``. ``what`` names the model in the stride message. Returns the shape
+    as a tuple."""
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise ValueError(f"input_shape must be (H, W, 1) or (H, W, 3), got {input_shape}: the "
                          f"{spec.name} encoder takes RGB, and grey images are repeated to RGB")
-    if stride_check:
-        check_input_size(input_shape, stride_check, f"{spec.name} encoder")
+    if stride:
+        check_input_size(input_shape, stride, what or f"{spec.name} encoder")
     for size in input_shape[:2]:
         if size is not None and size < spec.min_size:
             raise ValueError(f"the {spec.name} encoder needs inputs of at least "
                              f"{spec.min_size}x{spec.min_size}, got {input_shape[:2]}")
+    return input_shape
+
+
+def _front(backbone_name, input_shape, encoder_weights, strides, *, taps=None, stride_check=32):
+    """Input, preprocessing and encoder; returns (inputs, {stride: feature}, Encoder)."""
+    spec = get_backbone_spec(backbone_name)
+    input_shape = check_backbone_input(spec, input_shape, stride_check)
     inputs = keras.Input(input_shape, name="image")
     x = BackbonePreprocessing(spec.preprocessing, name="preprocessing")(inputs)
     encoder = build_encoder(spec.name, (*input_shape[:2], 3), encoder_weights, strides, taps=taps)

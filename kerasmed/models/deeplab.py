@@ -20,12 +20,12 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerasmed.models.backbone_models import _finish, _shared_args
+from kerasmed.models.backbone_models import _finish, _shared_args, check_backbone_input
 from kerasmed.models.backbones import (ENCODER_NAME, BackbonePreprocessing, Encoder,
                                        _resolve_weights, _tap_tensor, encoder_features,
                                        get_backbone_spec)
 from kerasmed.models.bias_folding import fold_conv_biases
-from kerasmed.models.blocks import SpatialBroadcast, check_input_size, conv_bn_act
+from kerasmed.models.blocks import SpatialBroadcast, conv_bn_act
 from kerasmed.models.registry import register_model
 
 __all__ = ["DeepLabV3Plus", "dilated_encoder", "separable_aspp"]
@@ -242,14 +242,8 @@ def DeepLabV3Plus(backbone_name="resnet50", input_shape=(256, 256, 3), classes=1
     if len(tuple(decoder_atrous_rates)) != 3:
         raise ValueError(f"decoder_atrous_rates needs 3 rates, got {decoder_atrous_rates}")
     spec = get_backbone_spec(backbone_name)
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
-        raise ValueError(f"input_shape must be (H, W, 1) or (H, W, 3), got {input_shape}")
-    check_input_size(input_shape, encoder_output_stride, f"deeplabv3plus ({spec.name} encoder)")
-    for size in input_shape[:2]:
-        if size is not None and size < spec.min_size:
-            raise ValueError(f"the {spec.name} encoder needs inputs of at least "
-                             f"{spec.min_size}x{spec.min_size}, got {input_shape[:2]}")
+    input_shape = check_backbone_input(spec, input_shape, encoder_output_stride,
+                                       f"deeplabv3plus ({spec.name} encoder)")
     inputs = keras.Input(input_shape, name="image")
     x = BackbonePreprocessing(spec.preprocessing, name="preprocessing")(inputs)
     encoder = dilated_encoder(spec.name, (*input_shape[:2], 3), encoder_weights,

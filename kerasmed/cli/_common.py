@@ -1,0 +1,123 @@
+"""What every ``kerasmed-*`` command shares: exit codes, one-line OS errors, quiet third-party
+logs, the options of the inference commands, image arguments and PNG writing. Nothing here
+imports Keras at module level, so ``--help`` answers at once."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+
+EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupted": 130}
+
+
+
+def os_error(err: OSError) -> str:
+    """One line for an expected OS error: the path and the cause, no traceback."""
+    path = err.filename if err.filename is not None else ""
+    cause = err.strerror or str(err)
+    hints = {errno.ENOSPC: "free some space or choose another --output",
+             errno.EROFS: "choose a writable --output", errno.EACCES: "check its permissions",
+             errno.EEXIST: "it exists and is not a folder", errno.ENOTDIR: "a part of the path "
+             "is a file, not a folder"}
+    hint = hints.get(err.errno)
+    return f"{path}: {cause}" + (f" ({hint})" if hint else "")
+
+
+
+def quiet(verbose: bool):
+    """Silence third-party warnings and logs (TensorFlow, OpenCV, matplotlib...) unless
+    ``--verbose``; kerasmed's own warnings always show."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
+    import warnings
+
+    from kerasmed.names import KerasmedWarning
+
+    default_format = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None):
+        if issubclass(category, KerasmedWarning):  # ours: the message says it all
+            return f"kerasmed: warning: {message}\n"
+        return default_format(message, category, filename, lineno, line)
+    warnings.formatwarning = one_line
+    if verbose:
+        return
+
+    warnings.filterwarnings("ignore")
+    warnings.filterwarnings("default", category=KerasmedWarning)
+    if "keras" not in sys.modules:
+        _import_keras_silently()
+    import cv2
+    if hasattr(cv2, "setLogLevel"):
+        cv2.setLogLevel(0)  # silent
+    import logging
+    for name in ("tensorflow", "absl", "matplotlib", "PIL", "jax"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+
+def _import_keras_silently():
+    """Import Keras (and its backend) with the process's stderr closed: TensorFlow's C++ start-up
+    lines (oneDNN, CUDA drivers, CPU features) are written there before any log level applies."""
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+
+def add_verbose(parser):
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show third-party warnings and logs (TensorFlow, OpenCV, "
+                             "matplotlib)")
+
+
+
+def inference_parser(prog, description):
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                        help="which checkpoint of a run directory to use (default: best)")
+    parser.add_argument("--mode", choices=("resize", "pad", "tile"), default=None,
+                        help="resize each image to the model's input, letterbox it (pad), or "
+                             "slide overlapping model-sized tiles at native size (default: as "
+                             "the run was trained: pad for data.fit pad, tile for crops and "
+                             "tiles, resize otherwise)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation: average over flips and rotations")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability above which a pixel is foreground (default 0.5)")
+    parser.add_argument("--normalization", default=None,
+                        help="override the run's data.normalization (dtype_range or minmax)")
+    add_verbose(parser)
+    return parser
+
+
+
+def write_png(path, array):
+    import cv2
+
+    if not cv2.imwrite(str(path), array):
+        raise OSError(errno.EIO, "OpenCV could not write the file", str(path))
+
+
+
+def image_paths(items):
+    """The image files named by ``items`` (paths): a folder gives its images (by extension,
+    sorted), a file itself. Returns a list of ``Path``."""
+    from pathlib import Path
+
+    from kerasmed.data.io import IMAGE_EXTENSIONS
+
+    paths = []
+    for item in map(Path, items):
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            paths.append(item)
+    return paths

@@ -1,0 +1,149 @@
+"""``kerasmed-eval``: per-image (segmentation) or per-class (classification) figures of a run."""
+
+from __future__ import annotations
+
+import sys
+
+from kerasmed.cli._common import EXIT_CODES, inference_parser, os_error, quiet
+
+
+def eval_main(argv=None) -> int:
+    """Run ``kerasmed-eval``: per-image (segmentation) or per-class (classification) figures."""
+    parser = inference_parser(
+        "kerasmed-eval",
+        "Evaluate a run's checkpoint (or a .keras model). Segmentation: Dice, IoU, precision, "
+        "recall and HD95 per image at the images' own resolution (per_image.csv), their mean "
+        "and standard deviation (summary.json) and overlays of the best and worst cases. "
+        "Classification: per-class sensitivity, specificity, precision, F1 and ROC AUC "
+        "(per_class.csv), accuracy and macro F1 (summary.json), predictions.csv and the "
+        "confusion matrix.")
+    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("--data", help="dataset folder (default for a run directory: its "
+                                       "validation split)")
+    parser.add_argument("--dataset", help="reader for --data (default: the run's, or folder)")
+    parser.add_argument("--subsets", help="comma-separated subsets of --data to read, e.g. test")
+    parser.add_argument("--images-dir", default="images", help="folder reader: image folder")
+    parser.add_argument("--masks-dir", default="masks", help="folder reader: mask folder")
+    parser.add_argument("--mask-type", choices=("binary", "instances"), default=None,
+                        help="folder reader: the masks hold instance labels (nuclei), "
+                             "foreground is label > 0")
+    parser.add_argument("--classes", help="classification with a bare model: comma-separated "
+                                          "class names in output order")
+    parser.add_argument("--output", help="parent folder of the new evaluation directory "
+                                         "(default: the run directory, or the model's folder)")
+    parser.add_argument("--overlays", type=int, default=3, help="best and worst cases to draw")
+    parser.add_argument("--instances", choices=("auto", "on", "off", "distance", "probability"),
+                        default=None,
+                        help="also score objects (AJI, object F1, object Dice) against instance "
+                             "labels: on/off, or the kind of output to split into objects "
+                             "(default: the run's postprocess.instances, auto: on for "
+                             "distance-map runs and instance-label datasets such as GlaS)")
+    # Light: Postprocess's module loads no Keras, so --help stays fast.
+    from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGROUND,
+                                             postprocess_defaults)
+    parser.add_argument("--foreground-threshold", type=float, default=None,
+                        help=f"instances: foreground above it (default: the run's "
+                             f"postprocess.foreground_threshold, else {DISTANCE_FOREGROUND} for "
+                             f"distance maps, {PROBABILITY_FOREGROUND} for probabilities)")
+    parser.add_argument("--watershed-h", dest="h", type=float, default=None,
+                        help=f"instances from distance maps: h-maxima depth of the watershed "
+                             f"markers (default: the run's postprocess.h, else "
+                             f"{postprocess_defaults()['h']})")
+    parser.add_argument("--min-size", type=int, default=None,
+                        help="instances: remove objects smaller than this many pixels")
+    parser.add_argument("--uncertainty", choices=("tta", "mc_dropout"), default=None,
+                        help="also map each pixel's uncertainty (predictive entropy and "
+                             "variance) over test-time augmentations or Monte Carlo dropout "
+                             "passes; per-image means in per_image.csv, maps beside the "
+                             "overlays")
+    parser.add_argument("--samples", type=int, default=8,
+                        help="--uncertainty mc_dropout: stochastic passes per image (default 8)")
+    args = parser.parse_args(argv)
+    quiet(args.verbose)
+    from pathlib import Path
+
+    from kerasmed.data.io import ImageReadError
+    from kerasmed.data.readers import DatasetLayoutError
+    from kerasmed.experiment import ConfigError, evaluation_samples, load_for_inference
+    from kerasmed.runfiles import create_run_dir
+
+    target = Path(args.target)
+    try:
+        run = load_for_inference(target, args.checkpoint, args.mode, args.normalization)
+        if not args.data and run.experiment is None:
+            parser.error("--data is required with a bare model file")
+        folder = {"images": args.images_dir, "masks": args.masks_dir}
+        if args.mask_type:
+            folder["mask_type"] = args.mask_type
+        samples = evaluation_samples(
+            run.experiment, args.data, args.dataset,
+            {"subsets": args.subsets.split(",")} if args.subsets else {}, folder)
+        parent = Path(args.output) if args.output else (target if target.is_dir()
+                                                        else target.parent)
+        if run.is_classifier:
+            if args.uncertainty:
+                parser.error("--uncertainty maps pixels: it is for segmentation models")
+            summary, out_dir = _evaluate_classifier(run, samples, args.classes, parent)
+            print(f"kerasmed-eval: {summary['images']} images; accuracy "
+                  f"{summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f}, mean AUC "
+                  f"{summary['mean_auc']:.4f}, ECE {summary['ece']:.4f}; outputs in {out_dir}")
+            return EXIT_CODES["done"]
+        from kerasmed.evaluation import evaluate
+
+        postprocess = run.postprocess(samples, args.instances,
+                                      foreground_threshold=args.foreground_threshold,
+                                      h=args.h, min_size=args.min_size)
+        out_dir = create_run_dir(parent, "eval")
+        try:
+            summary = evaluate(run.model, samples, out_dir, run.settings, tta=args.tta,
+                               threshold=args.threshold, n_overlays=args.overlays,
+                               postprocess=postprocess, uncertainty=args.uncertainty,
+                               n_samples=args.samples)
+        except BaseException:
+            if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
+                out_dir.rmdir()
+            raise
+    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
+        print(f"kerasmed-eval: error: {err}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except OSError as err:
+        print(f"kerasmed-eval: error: {os_error(err)}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    from kerasmed.evaluation import PIXEL_SCORES
+
+    scores = list(PIXEL_SCORES)
+    if postprocess is not None:
+        scores += ["aji", "object_f1", "object_dice"]
+    if args.uncertainty:
+        scores += ["uncertainty"]
+    print(f"kerasmed-eval: {summary['images']} images; "
+          + ", ".join(f"{k} {summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}" for k in scores)
+          + (f"; pooled object F1 {summary['object_f1_pooled']['value']:.4f}"
+             if postprocess is not None else "")
+          + (f"; ECE {summary['ece']:.4f}" if "ece" in summary else "")
+          + f"; outputs in {out_dir}")
+    return EXIT_CODES["done"]
+
+
+
+def _evaluate_classifier(run, samples, classes_arg, parent):
+    """``kerasmed-eval`` of a classifier: the run's own dataset settings, or for a bare model
+    the model's input size and the schema's batch size. Returns ``(summary, out_dir)``."""
+    from kerasmed.data.dataset import ClassificationDataset
+    from kerasmed.evaluation.classification import evaluate_classifier
+    from kerasmed.experiment import SCHEMA
+    from kerasmed.runfiles import create_run_dir
+
+    settings = run.settings
+    if run.experiment is not None:
+        classes = classes_arg.split(",") if classes_arg else run.experiment.class_names()
+        dataset = run.experiment.inference_dataset(samples, classes)
+    else:
+        classes = classes_arg.split(",") if classes_arg else None
+        dataset = ClassificationDataset(
+            samples, batch_size=SCHEMA["training"]["batch_size"].default,
+            image_size=settings.image_size, channels=settings.channels, classes=classes,
+            normalization=settings.normalization, fit=settings.fit)
+    out_dir = create_run_dir(parent, "eval")
+    return evaluate_classifier(run.model, dataset, out_dir, inference=settings.record()), out_dir
+

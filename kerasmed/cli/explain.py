@@ -1,0 +1,102 @@
+"""``kerasmed-explain``: Grad-CAM / Seg-Grad-CAM heatmaps over images, as PNGs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kerasmed.cli._common import EXIT_CODES, add_verbose, image_paths, os_error, quiet, write_png
+
+
+def explain_main(argv=None) -> int:
+    """Run ``kerasmed-explain``: Grad-CAM / Seg-Grad-CAM heatmaps over images, as PNGs."""
+    parser = argparse.ArgumentParser(
+        prog="kerasmed-explain",
+        description="Grad-CAM heatmaps over images: for a classifier one per class, for a "
+                    "segmentation network Seg-Grad-CAM over the predicted region (or a given "
+                    "mask). Runs on the TensorFlow backend.")
+    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("images", nargs="+", help="image files or folders of images")
+    parser.add_argument("--output", required=True, help="folder for the heatmap PNGs")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--layer", help="layer to explain (default: the last feature map "
+                                        "before the head)")
+    parser.add_argument("--classes", help="classifier: comma-separated class indices or names "
+                                          "(default: every class)")
+    parser.add_argument("--masks", help="segmentation: a folder of masks (by image stem) whose "
+                                        "region is explained instead of the predicted one")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="segmentation: the predicted region is above it (default 0.5)")
+    add_verbose(parser)
+    args = parser.parse_args(argv)
+    quiet(args.verbose)
+    from pathlib import Path
+
+    import numpy as np
+
+    from kerasmed.data.io import ImageReadError, read_image, read_mask
+    from kerasmed.evaluation.explain import grad_cam
+    from kerasmed.evaluation.inference import model_input_shape, model_view
+    from kerasmed.experiment import ConfigError, load_for_inference
+
+    paths = image_paths(args.images)
+    out = Path(args.output)
+    try:
+        run = load_for_inference(args.target, args.checkpoint)
+        model, settings = run.model, run.settings
+        size = model_input_shape(model)[:2]
+        names = (run.experiment.class_names() if run.experiment is not None and
+                 run.is_classifier else None)
+        count = model.outputs[-1].shape[-1]
+        if args.classes:
+            wanted = args.classes.split(",")
+            targets = [names.index(c) if names and c in names else int(c) for c in wanted]
+        else:
+            targets = list(range(count)) if run.is_classifier else [0 if count == 1 else 1]
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for path in paths:
+            image = read_image(path, channels=settings.channels)
+            x, back = model_view(image, size, settings.mode, settings.normalization,
+                                 settings.pad_value)
+            stem = path.stem
+            if run.is_classifier:
+                for t in targets:
+                    cam, layer = grad_cam(model, x, t, layer=args.layer)
+                    label = names[t] if names else str(t)
+                    written.append(_save_cam(out / f"{stem}_gradcam_{label}.png", image,
+                                             back(cam)))
+                continue
+            if args.masks:
+                truth = read_mask(Path(args.masks) / f"{stem}.png")
+                region, _ = model_view(truth.astype(np.uint8)[..., None] * 255, size,
+                                       settings.mode, "dtype_range")
+                region = region[..., 0] > 0.5
+            else:
+                prob = np.asarray(model(x[None], training=False)[-1]
+                                  if len(model.outputs) > 1 else model(x[None], training=False))
+                region = (prob[0, ..., 0] > args.threshold) if count == 1 else \
+                    (prob[0].argmax(axis=-1) == targets[0])
+            cam, layer = grad_cam(model, x, targets[0], region.astype(np.float32),
+                                  layer=args.layer)
+            written.append(_save_cam(out / f"{stem}_seggradcam.png", image, back(cam)))
+    except (ConfigError, ImageReadError, ValueError) as err:
+        print(f"kerasmed-explain: error: {err}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except OSError as err:
+        print(f"kerasmed-explain: error: {os_error(err)}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    print(f"kerasmed-explain: {len(written)} heatmaps of layer {layer!r} in {out}")
+    return EXIT_CODES["done"]
+
+
+
+def _save_cam(path, image, cam):
+    import cv2
+
+    from kerasmed.evaluation.explain import cam_overlay
+
+    panel = cam_overlay(image, cam)
+    write_png(path, cv2.cvtColor(panel, cv2.COLOR_RGB2BGR))
+    return path
+

@@ -1,0 +1,100 @@
+"""``kerasmed-predict``: a mask PNG for each image, at the image's own size."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from kerasmed.cli._common import (EXIT_CODES, image_paths, inference_parser, os_error, quiet,
+                                  write_png)
+
+
+def predict_main(argv=None) -> int:
+    """Run ``kerasmed-predict``: a mask PNG (0/255) for each image, at the image's own size."""
+    parser = inference_parser(
+        "kerasmed-predict",
+        "Predict masks for new images of any size with a run's checkpoint or a .keras model.")
+    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("images", nargs="+", help="image files or folders of images")
+    parser.add_argument("--output", required=True, help="folder for the masks")
+    parser.add_argument("--overlap", type=float, default=0.5,
+                        help="tile overlap for --mode tile (default 0.5)")
+    parser.add_argument("--probabilities", action="store_true",
+                        help="also write the foreground probability as a 16-bit PNG")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                        help="an unreadable image: stop and write nothing (raise, default), or "
+                             "predict every readable image and list the others (skip)")
+    args = parser.parse_args(argv)
+    quiet(args.verbose)
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from kerasmed.data.io import ImageReadError, read_image
+    from kerasmed.evaluation import predict_image, to_mask
+    from kerasmed.experiment import ConfigError, load_for_inference
+
+    paths = image_paths(args.images)
+    out = Path(args.output)
+    targets = {p: out / f"{p.stem}.png" for p in paths}
+    clashes = [str(t) for t in targets.values() if t.exists()]
+    if clashes:
+        print(f"kerasmed-predict: error: refusing to overwrite {', '.join(clashes[:5])}"
+              + (" ..." if len(clashes) > 5 else ""), file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    if len(set(targets.values())) < len(targets):
+        print("kerasmed-predict: error: two input images share a file stem", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    created = not out.exists()
+    staging = None
+    skipped = []
+    try:
+        run = load_for_inference(args.target, args.checkpoint, args.mode, args.normalization)
+        model, settings = run.model, run.settings
+        out.mkdir(parents=True, exist_ok=True)
+        # Masks are written to a staging folder and moved into place only when every image is
+        # done: an unreadable image (with --on-error raise) or a full disk leaves nothing
+        # half-written.
+        staging = Path(tempfile.mkdtemp(prefix=".kerasmed-predict-", dir=out))
+        written = []
+        for path, target in targets.items():
+            try:
+                image = read_image(path, channels=settings.channels)
+            except ImageReadError as err:
+                if args.on_error == "raise":
+                    raise
+                skipped.append((path, str(err)))
+                continue
+            prob = predict_image(model, image, settings.mode, settings.normalization,
+                                 pad_value=settings.pad_value,
+                                 overlap=args.overlap, tta=args.tta)
+            mask = to_mask(prob, args.threshold)
+            scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are
+            write_png(staging / target.name, (mask * scale).astype(np.uint8))
+            written.append(target.name)
+            if args.probabilities and prob.shape[-1] == 1:
+                name = f"{path.stem}_prob.png"
+                write_png(staging / name,
+                           (np.clip(prob[..., 0], 0, 1) * 65535).astype(np.uint16))
+                written.append(name)
+        for name in written:
+            os.replace(staging / name, out / name)
+    except (ConfigError, ImageReadError, OSError) as err:
+        message = os_error(err) if isinstance(err, OSError) and not isinstance(
+            err, ImageReadError) else str(err)
+        print(f"kerasmed-predict: error: {message}; nothing was written", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+    done = len(targets) - len(skipped)
+    print(f"kerasmed-predict: {done} masks in {out}")
+    if skipped:
+        print(f"kerasmed-predict: skipped {len(skipped)} unreadable image(s):\n  "
+              + "\n  ".join(f"{p}: {reason}" for p, reason in skipped), file=sys.stderr)
+    return EXIT_CODES["done"]
+

@@ -1,0 +1,88 @@
+"""``kerasmed-train``: start, resume or cross-validate a run from an experiment file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kerasmed.cli._common import EXIT_CODES, add_verbose, os_error, quiet
+
+
+def _train_parser():
+    parser = argparse.ArgumentParser(
+        prog="kerasmed-train",
+        description="Train a kerasmed experiment file. Each run writes a new directory under "
+                    "--output with the config, history.csv, plots, checkpoints and summary.json.")
+    parser.add_argument("config", nargs="?",
+                        help="experiment file (JSON), e.g. experiments/quickstart.json")
+    parser.add_argument("--resume", metavar="RUN_DIR",
+                        help="continue an interrupted run from its last checkpoint, appending "
+                             "to its history.csv (no CONFIG needed)")
+    parser.add_argument("--output", default="runs",
+                        help="folder that receives the run directory (default: runs)")
+    parser.add_argument("--folds", type=int, metavar="K",
+                        help="k-fold cross-validation: train K runs, one per fold, in one "
+                             "directory, with folds.csv (each fold, mean and std)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="override a key of the experiment, VALUE in JSON "
+                             "(e.g. --set training.epochs=2); repeatable")
+    add_verbose(parser)
+    return parser
+
+
+
+def train_main(argv=None) -> int:
+    """Run ``kerasmed-train``; returns the exit status: 0 completed (or stopped early), 1 failed,
+    2 bad input or a file-system error, 3 diverged, 130 interrupted.
+
+    ``kerasmed-train CONFIG [--output DIR] [--set KEY=VALUE ...]`` starts a new run;
+    ``kerasmed-train --resume RUN_DIR`` continues one.
+    """
+    parser = _train_parser()
+    args = parser.parse_args(argv)
+    if (args.config is None) == (args.resume is None):
+        parser.error("give either an experiment file or --resume RUN_DIR")
+    if args.resume and args.overrides:
+        parser.error("--set cannot change a run being resumed")
+    if args.folds is not None and args.folds < 2:
+        parser.error("--folds needs at least 2 folds")
+    quiet(args.verbose)
+    # Imported here so that --help answers without loading TensorFlow.
+    from kerasmed.data.io import ImageReadError
+    from kerasmed.data.readers import DatasetLayoutError
+    from kerasmed.experiment import ConfigError, Experiment, resume, train, train_kfold
+    from kerasmed.training.trainer import RunDiverged, read_summary
+
+    try:
+        if args.resume:
+            run_dir = resume(args.resume)
+        else:
+            experiment = Experiment.from_file(args.config, args.overrides)
+            if args.folds is not None:
+                parent = train_kfold(experiment, args.folds, args.output)
+                print(f"kerasmed-train: {args.folds} folds done; see {parent / 'folds.csv'}")
+                return EXIT_CODES["done"]
+            run_dir = train(experiment, args.output)
+    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
+        print(f"kerasmed-train: error: {err}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except OSError as err:
+        print(f"kerasmed-train: error: {os_error(err)}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except RunDiverged as err:
+        print(f"kerasmed-train: diverged: {err} (summary.json has the details; no checkpoint "
+              f"holds non-finite weights)", file=sys.stderr)
+        return EXIT_CODES["diverged"]
+    except KeyboardInterrupt:
+        print("kerasmed-train: interrupted; the run directory keeps the epochs completed "
+              "(continue with --resume)", file=sys.stderr)
+        return EXIT_CODES["interrupted"]
+    summary = read_summary(run_dir)
+    best = summary.get("best")
+    if best:
+        print(f"kerasmed-train: best {best['monitor']} = {best['value']:.4f} at epoch "
+              f"{best['epoch']}; outputs in {run_dir}")
+    return EXIT_CODES["done"] if summary["status"] in ("completed", "stopped") \
+        else EXIT_CODES["failed"]
+

@@ -1,0 +1,68 @@
+"""``kerasmed-tune``: Bayesian optimisation (Optuna) over an experiment's ``tune`` section."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kerasmed.cli._common import EXIT_CODES, add_verbose, os_error, quiet
+
+
+def tune_main(argv=None) -> int:
+    """Run ``kerasmed-tune``: Bayesian optimisation over an experiment's ``tune`` section."""
+    parser = argparse.ArgumentParser(
+        prog="kerasmed-tune",
+        description="Tune an experiment with Optuna over its tune section (any key by its "
+                    "dotted path; DRRMSAN-style weights that sum to a total). Every trial is a "
+                    "run directory; the tuning folder holds study.db, trials.csv, "
+                    "best_experiment.json and plots. Rerun with --resume to continue.")
+    parser.add_argument("config", nargs="?", help="experiment file with a tune section")
+    parser.add_argument("--trials", type=int, help="trials in the study (default: "
+                                                   "tune.trials, else 20); a resumed study "
+                                                   "runs the missing ones")
+    parser.add_argument("--resume", metavar="TUNE_DIR", help="continue a study in its folder")
+    parser.add_argument("--output", default="tuning",
+                        help="parent of the new tuning folder (default: tuning)")
+    parser.add_argument("--storage", help="Optuna database URL shared by several machines "
+                                          "(default: SQLite in the tuning folder)")
+    parser.add_argument("--study", help="study name in --storage (default: the experiment's)")
+    add_verbose(parser)
+    args = parser.parse_args(argv)
+    if (args.config is None) == (args.resume is None):
+        parser.error("give either an experiment file or --resume TUNE_DIR")
+    if args.trials is not None and args.trials < 1:
+        parser.error("--trials must be at least 1")
+    quiet(args.verbose)
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        print("kerasmed-tune: error: needs Optuna: pip install \"kerasmed[tune]\"",
+              file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    from kerasmed.data.io import ImageReadError
+    from kerasmed.data.readers import DatasetLayoutError
+    from kerasmed.experiment import ConfigError
+    from kerasmed.experiment.tune import tune
+
+    try:
+        folder = tune(args.config, args.trials, args.output, args.resume, args.storage,
+                      args.study)
+    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
+        print(f"kerasmed-tune: error: {err}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except OSError as err:
+        print(f"kerasmed-tune: error: {os_error(err)}", file=sys.stderr)
+        return EXIT_CODES["bad input"]
+    except KeyboardInterrupt:
+        print("kerasmed-tune: interrupted; continue with --resume", file=sys.stderr)
+        return EXIT_CODES["interrupted"]
+    best = folder / "best.json"
+    if best.exists():
+        import json
+
+        record = json.loads(best.read_text())
+        print(f"kerasmed-tune: best value {record['value']:.4f} (trial {record['trial']}); "
+              f"rerun it with {folder / 'best_experiment.json'}")
+    print(f"kerasmed-tune: outputs in {folder}")
+    return EXIT_CODES["done"]
+
