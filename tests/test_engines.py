@@ -162,6 +162,33 @@ def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
                    for c in _extra_callbacks(tmp_path, training, model))
 
 
+@pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
+def test_compile_model_builds_the_optimizer_so_the_first_step_creates_no_variables(precision):
+    """Slot variables created inside the first traced step make tf.function trace it twice."""
+    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.experiment.schema import section_defaults
+
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(4, 3, padding="same", name="c1")(inputs)
+        frozen = keras.layers.Conv2D(4, 1, name="frozen")
+        frozen.trainable = False
+        outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32",
+                                      name="head")(frozen(x))
+        model = keras.Model(inputs, outputs)
+        compile_model(model, section_defaults("training"), steps_per_epoch=1)
+        assert model.optimizer.built
+        before = [v.path for v in model.optimizer.variables]
+        # Adam's two moments for each trainable variable, none for the frozen layer's
+        assert sum("_momentum" in p for p in before) == len(model.trainable_variables) == 4
+        data = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+        model.fit(data, (data > 0.5).astype("float32"), batch_size=2, epochs=1, verbose=0)
+        assert [v.path for v in model.optimizer.variables] == before
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
 def test_unfreeze_encoder_from_the_experiment(write_config, tiny_experiment, tmp_path):
     from kerasmed.models import build
 
