@@ -123,3 +123,11 @@ def test_resnet50_stride_moves_the_stride_and_counts_the_flops():
         assert tuple(layers[f"conv{stage}_block1_2_conv"].strides) == (2, 2)
     # the stride-2 3x3 conv now runs on the larger map: more FLOPs
     assert rs.conv_gflops(moved) > rs.conv_gflops(ours) > 0
+
+
+@pytest.mark.parametrize("prebuilt", [True, False])
+def test_first_step_times_a_fresh_model_with_and_without_the_built_optimizer(prebuilt):
+    fs = _load("first_step")
+    seconds = fs.first_fit_seconds("unet", dict(filters=4, depth=2), 32, 2, 2, prebuilt)
+    assert seconds > 0
+    assert set(fs.NETWORKS) >= {"U-Net", "Unet ResNet50"}

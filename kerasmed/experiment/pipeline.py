@@ -28,6 +28,7 @@ from kerasmed.evaluation.objects import Postprocess
 from kerasmed.experiment.schema import SCHEMA, ConfigError, load_config, validate_config
 from kerasmed.models.registry import build, get_spec
 from kerasmed.training.aux_weight import auxiliary_losses, has_auxiliary_outputs
+from kerasmed.training.tracing import build_optimizer
 from kerasmed.training.trainer import history_keys
 from kerasmed.training.xla import resolve_jit_compile
 
@@ -88,12 +89,8 @@ def compile_model(model, training: dict, steps_per_epoch: int):
         metrics = {names[-1]: metrics}
     model.compile(optimizer=_make_optimizer(training, steps_per_epoch), loss=loss,
                   metrics=metrics, jit_compile=resolve_jit_compile(training["jit_compile"]))
-    # Keras (TensorFlow backend, no distribution strategy) leaves the optimizer unbuilt until
-    # the first train step is traced; its slot variables are then created inside the trace,
-    # and tf.function traces the whole step a second time to lift them out. Built here, the
-    # step is traced once: the first epoch of a U-Net started 4.5 s sooner (9.4 s to 4.9 s),
-    # of a ResNet50 Unet 15.5 s sooner (benchmarks/RESULTS.md, 2026-12-03).
-    model.optimizer.build(model.trainable_variables)
+    # Built now, not inside the first traced step, which would then be traced twice.
+    build_optimizer(model)
     return model
 
 

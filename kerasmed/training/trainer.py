@@ -32,6 +32,7 @@ from kerasmed.training.aux_weight import AuxiliaryLossWeight, has_auxiliary_outp
 from kerasmed.training.callbacks import (ClassificationMetrics, DatasetEpoch, HistoryLogger,
                                          RunCheckpoint)
 from kerasmed.training.guard import DivergenceGuard
+from kerasmed.training.tracing import build_training_state
 from kerasmed.training.loop import train_on_batch_loop
 from kerasmed.training.unfreeze import UnfreezeEncoder
 
@@ -177,6 +178,7 @@ def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows
               + (f" (resuming after epoch {initial_epoch})" if initial_epoch else ""), flush=True)
     start = time.perf_counter()
     try:
+        build_training_state(model, train_ds[0])
         if training["loop"] == "fit":
             # shuffle=False: the dataset shuffles itself from (seed, epoch), which both engines
             # and a resumed run reproduce; fit's own shuffling would reorder its batches.
