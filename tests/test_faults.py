@@ -176,6 +176,29 @@ def test_output_that_cannot_be_written_gives_one_line(write_config, tiny_experim
     assert str(target) in err and "Read-only file system" in err and "Traceback" not in err
 
 
+def test_missing_imagenet_weights_give_one_line_naming_the_file(
+        write_config, tiny_experiment, tmp_path, capsys, monkeypatch):
+    """An error of kerasmed's own that is an OSError without a filename (the weights are not
+    in the Keras cache and cannot be downloaded) is printed as its message, nothing before it."""
+    from keras.src.backend import config
+
+    (tmp_path / "keras_home").mkdir()  # Keras falls back to /tmp/.keras for a missing one
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    tiny_experiment["model"] = {"name": "backbone_unet", "params": {
+        "backbone_name": "mobilenetv2", "encoder_weights": "imagenet",
+        "decoder_filters": [8, 8, 8, 8, 8]}}
+    code, _ = _run(write_config, tiny_experiment, tmp_path)
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("kerasmed-train: error: encoder_weights='imagenet' for backbone "
+                          "'mobilenetv2' needs the file 'mobilenet_v2_weights"), err
+    assert str(tmp_path / "keras_home" / "models") in err
+
+
 # --------------------------------------------------------- a run's files, skips and signals
 
 def _corrupt_png(path):

@@ -15,14 +15,29 @@ EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupte
 
 def os_error(err: OSError) -> str:
     """One line for an expected OS error: the path and the cause, no traceback."""
-    path = err.filename if err.filename is not None else ""
     cause = err.strerror or str(err)
     hints = {errno.ENOSPC: "free some space or choose another --output",
              errno.EROFS: "choose a writable --output", errno.EACCES: "check its permissions",
              errno.EEXIST: "it exists and is not a folder", errno.ENOTDIR: "a part of the path "
              "is a file, not a folder"}
     hint = hints.get(err.errno)
-    return f"{path}: {cause}" + (f" ({hint})" if hint else "")
+    # kerasmed's own OSErrors (ImageReadError, WeightsUnavailableError) carry their path in
+    # the message and no filename.
+    where = f"{err.filename}: " if err.filename is not None else ""
+    return where + cause + (f" ({hint})" if hint else "")
+
+
+# What every command reports as bad input in one line, without a traceback: kerasmed's own
+# errors (ConfigError, DatasetLayoutError, ImageReadError, ...) subclass one of these.
+BAD_INPUT = (ValueError, OSError)
+
+
+def bad_input(prog: str, problem, suffix: str = "") -> int:
+    """Print ``prog: error: <problem><suffix>`` on stderr; ``problem`` is an exception (an
+    OSError through :func:`os_error`) or a message. Returns the exit code for bad input."""
+    message = os_error(problem) if isinstance(problem, OSError) else str(problem)
+    print(f"{prog}: error: {message}{suffix}", file=sys.stderr)
+    return EXIT_CODES["bad input"]
 
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from kerasmed.cli._common import EXIT_CODES, os_error
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, bad_input
 
 
 def _labels(paths):
@@ -64,12 +63,8 @@ def compare_main(argv=None) -> int:
             "evaluations": dict(zip(names, map(str, args.evaluations))),
             "images": int(len(next(iter(tables.values())))), "bootstrap": args.bootstrap,
             "seed": args.seed, "rows": json.loads(result.to_json(orient="records"))})
-    except ValueError as err:
-        print(f"kerasmed-compare: error: {err}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
-    except OSError as err:
-        print(f"kerasmed-compare: error: {os_error(err)}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+    except BAD_INPUT as err:
+        return bad_input("kerasmed-compare", err)
     for row in result.itertuples():
         print(f"{row.metric:>12} {row.a} - {row.b}: {row.mean_diff:+.4f} "
               f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}], Wilcoxon p = {row.p_wilcoxon:.3g}, "

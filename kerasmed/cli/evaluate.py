@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 
-from kerasmed.cli._common import EXIT_CODES, inference_parser, os_error, quiet
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, bad_input, inference_parser, quiet
 
 
 def eval_main(argv=None) -> int:
@@ -62,9 +61,7 @@ def eval_main(argv=None) -> int:
     quiet(args.verbose)
     from pathlib import Path
 
-    from kerasmed.data.io import ImageReadError
-    from kerasmed.data.readers import DatasetLayoutError
-    from kerasmed.experiment import ConfigError, evaluation_samples, load_for_inference
+    from kerasmed.experiment import evaluation_samples, load_for_inference
     from kerasmed.runfiles import create_run_dir
 
     target = Path(args.target)
@@ -103,12 +100,8 @@ def eval_main(argv=None) -> int:
             if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
                 out_dir.rmdir()
             raise
-    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
-        print(f"kerasmed-eval: error: {err}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
-    except OSError as err:
-        print(f"kerasmed-eval: error: {os_error(err)}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+    except BAD_INPUT as err:
+        return bad_input("kerasmed-eval", err)
     from kerasmed.evaluation import PIXEL_SCORES
 
     scores = list(PIXEL_SCORES)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from kerasmed.cli._common import EXIT_CODES, add_verbose, image_paths, os_error, quiet, write_png
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, image_paths,
+                                  quiet, write_png)
 
 
 def explain_main(argv=None) -> int:
@@ -34,10 +34,10 @@ def explain_main(argv=None) -> int:
 
     import numpy as np
 
-    from kerasmed.data.io import ImageReadError, read_image, read_mask
+    from kerasmed.data.io import read_image, read_mask
     from kerasmed.evaluation.explain import grad_cam
     from kerasmed.evaluation.inference import model_input_shape, model_view
-    from kerasmed.experiment import ConfigError, load_for_inference
+    from kerasmed.experiment import load_for_inference
 
     paths = image_paths(args.images)
     out = Path(args.output)
@@ -80,12 +80,8 @@ def explain_main(argv=None) -> int:
             cam, layer = grad_cam(model, x, targets[0], region.astype(np.float32),
                                   layer=args.layer)
             written.append(_save_cam(out / f"{stem}_seggradcam.png", image, back(cam)))
-    except (ConfigError, ImageReadError, ValueError) as err:
-        print(f"kerasmed-explain: error: {err}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
-    except OSError as err:
-        print(f"kerasmed-explain: error: {os_error(err)}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+    except BAD_INPUT as err:
+        return bad_input("kerasmed-explain", err)
     print(f"kerasmed-explain: {len(written)} heatmaps of layer {layer!r} in {out}")
     return EXIT_CODES["done"]
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from kerasmed.cli._common import EXIT_CODES, add_verbose, os_error, quiet
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
 
 
 def export_main(argv=None) -> int:
@@ -32,7 +31,7 @@ def export_main(argv=None) -> int:
 
     import numpy as np
 
-    from kerasmed.data.io import ImageReadError, read_image
+    from kerasmed.data.io import read_image
     from kerasmed.evaluation.inference import model_input_shape, model_view
     from kerasmed.experiment import ConfigError, load_for_inference
     from kerasmed.export import ExportError, export_model
@@ -62,16 +61,11 @@ def export_main(argv=None) -> int:
                           {**record, "checkpoint": str(run.checkpoint),
                            "input_shape": [None, *map(int, size)],
                            "inference": settings.record()})
-    except (ConfigError, ExportError, ImageReadError, ValueError) as err:
-        print(f"kerasmed-export: error: {err}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+    except (ExportError, *BAD_INPUT) as err:
+        return bad_input("kerasmed-export", err)
     except ImportError as err:
-        print(f"kerasmed-export: error: {err}; ONNX export needs pip install "
-              f"\"kerasmed[export]\"", file=sys.stderr)
-        return EXIT_CODES["bad input"]
-    except OSError as err:
-        print(f"kerasmed-export: error: {os_error(err)}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+        return bad_input("kerasmed-export", err,
+                         '; ONNX export needs pip install "kerasmed[export]"')
     print(f"kerasmed-export: {out} ({args.format}); predictions match the Keras model's within "
           f"{record['tolerance']:g} (largest difference {record['max_abs_diff']:.3g} on "
           f"{record['images']} images)")

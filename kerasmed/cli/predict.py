@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kerasmed.cli._common import (EXIT_CODES, image_paths, inference_parser, os_error, quiet,
+from kerasmed.cli._common import (EXIT_CODES, bad_input, image_paths, inference_parser, quiet,
                                   write_png)
 
 
@@ -41,12 +41,10 @@ def predict_main(argv=None) -> int:
     targets = {p: out / f"{p.stem}.png" for p in paths}
     clashes = [str(t) for t in targets.values() if t.exists()]
     if clashes:
-        print(f"kerasmed-predict: error: refusing to overwrite {', '.join(clashes[:5])}"
-              + (" ..." if len(clashes) > 5 else ""), file=sys.stderr)
-        return EXIT_CODES["bad input"]
+        return bad_input("kerasmed-predict", f"refusing to overwrite {', '.join(clashes[:5])}"
+                         + (" ..." if len(clashes) > 5 else ""))
     if len(set(targets.values())) < len(targets):
-        print("kerasmed-predict: error: two input images share a file stem", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+        return bad_input("kerasmed-predict", "two input images share a file stem")
     created = not out.exists()
     staging = None
     skipped = []
@@ -81,11 +79,8 @@ def predict_main(argv=None) -> int:
                 written.append(name)
         for name in written:
             os.replace(staging / name, out / name)
-    except (ConfigError, ImageReadError, OSError) as err:
-        message = os_error(err) if isinstance(err, OSError) and not isinstance(
-            err, ImageReadError) else str(err)
-        print(f"kerasmed-predict: error: {message}; nothing was written", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+    except (ConfigError, OSError) as err:
+        return bad_input("kerasmed-predict", err, "; nothing was written")
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kerasmed.cli._common import EXIT_CODES, add_verbose, os_error, quiet
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
 
 
 def _train_parser():
@@ -49,9 +49,7 @@ def train_main(argv=None) -> int:
         parser.error("--folds needs at least 2 folds")
     quiet(args.verbose)
     # Imported here so that --help answers without loading TensorFlow.
-    from kerasmed.data.io import ImageReadError
-    from kerasmed.data.readers import DatasetLayoutError
-    from kerasmed.experiment import ConfigError, Experiment, resume, train, train_kfold
+    from kerasmed.experiment import Experiment, resume, train, train_kfold
     from kerasmed.training.trainer import RunDiverged, read_summary
 
     try:
@@ -64,12 +62,8 @@ def train_main(argv=None) -> int:
                 print(f"kerasmed-train: {args.folds} folds done; see {parent / 'folds.csv'}")
                 return EXIT_CODES["done"]
             run_dir = train(experiment, args.output)
-    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
-        print(f"kerasmed-train: error: {err}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
-    except OSError as err:
-        print(f"kerasmed-train: error: {os_error(err)}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+    except BAD_INPUT as err:
+        return bad_input("kerasmed-train", err)
     except RunDiverged as err:
         print(f"kerasmed-train: diverged: {err} (summary.json has the details; no checkpoint "
               f"holds non-finite weights)", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kerasmed.cli._common import EXIT_CODES, add_verbose, os_error, quiet
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
 
 
 def tune_main(argv=None) -> int:
@@ -36,23 +36,14 @@ def tune_main(argv=None) -> int:
     try:
         import optuna  # noqa: F401
     except ImportError:
-        print("kerasmed-tune: error: needs Optuna: pip install \"kerasmed[tune]\"",
-              file=sys.stderr)
-        return EXIT_CODES["bad input"]
-    from kerasmed.data.io import ImageReadError
-    from kerasmed.data.readers import DatasetLayoutError
-    from kerasmed.experiment import ConfigError
+        return bad_input("kerasmed-tune", 'needs Optuna: pip install "kerasmed[tune]"')
     from kerasmed.experiment.tune import tune
 
     try:
         folder = tune(args.config, args.trials, args.output, args.resume, args.storage,
                       args.study)
-    except (ConfigError, DatasetLayoutError, ImageReadError, ValueError) as err:
-        print(f"kerasmed-tune: error: {err}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
-    except OSError as err:
-        print(f"kerasmed-tune: error: {os_error(err)}", file=sys.stderr)
-        return EXIT_CODES["bad input"]
+    except BAD_INPUT as err:
+        return bad_input("kerasmed-tune", err)
     except KeyboardInterrupt:
         print("kerasmed-tune: interrupted; continue with --resume", file=sys.stderr)
         return EXIT_CODES["interrupted"]
