@@ -211,6 +211,35 @@ def test_training_state_is_built_before_the_first_step_of_a_multi_output_model()
     assert [v.path for v in model.metrics_variables + model.optimizer.variables] == state
 
 
+def test_unfreeze_encoder_given_a_batch_traces_the_new_step_once():
+    """The recompile at the unfreeze makes new loss trackers (two outputs) and a new metric
+    named by a string; built from the batch, the new step is traced once: two traces in all."""
+    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.experiment.schema import section_defaults
+    from kerasmed.training.tracing import build_training_state
+    from kerasmed.training.unfreeze import UnfreezeEncoder
+
+    inputs = keras.Input((8, 8, 1))
+    encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same")],
+                               name="encoder")
+    encoder.trainable = False
+    x = encoder(inputs)
+    model = keras.Model(inputs, [keras.layers.Conv2D(1, 1, activation="sigmoid", name=n)(x)
+                                 for n in ("side", "main")])
+    compile_model(model, {**section_defaults("training"), "metrics": ["dice", "accuracy"]}, 2)
+    data = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    y = {"side": (data > 0.5).astype("float32"), "main": (data > 0.5).astype("float32")}
+    batch = (data[:2], {k: v[:2] for k, v in y.items()})
+    build_training_state(model, batch)
+    traces = []
+    step = model.train_step
+    model.train_step = lambda data: traces.append(1) or step(data)
+    callback = UnfreezeEncoder(1, verbose=0, batch=batch)
+    model.fit(data, y, batch_size=2, epochs=2, verbose=0, callbacks=[callback])
+    assert callback.unfrozen_at == 1 and encoder.trainable
+    assert len(traces) == 2
+
+
 def test_unfreeze_encoder_from_the_experiment(write_config, tiny_experiment, tmp_path):
     from kerasmed.models import build
 

@@ -7,8 +7,9 @@ of each output of a model with several, and the variables of metrics named by a 
 variables out of the graph. Created beforehand, the step is traced once: the first ``fit``
 call of a fresh 16-filter U-Net (64x64, batch 4, 2-core CPU) took 4.5 s instead of 7.9 s, of
 DRRMSAN 23.5 s instead of 40.2 s, of a ResNet50 Unet 20.8 s instead of 34.3 s
-(``benchmarks/first_step.py``; ``benchmarks/RESULTS.md``, 2026-12-03). On JAX and PyTorch, and under a ``tf.distribute`` strategy, Keras builds the same
-state before tracing, so these calls change nothing there.
+(``benchmarks/first_step.py``; ``benchmarks/RESULTS.md``, 2026-12-03). On JAX and PyTorch,
+and under a ``tf.distribute`` strategy, Keras builds the same state before tracing, so these
+calls change nothing there. ``UnfreezeEncoder`` builds it again after its recompile.
 """
 
 from __future__ import annotations

@@ -178,7 +178,11 @@ def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows
               + (f" (resuming after epoch {initial_epoch})" if initial_epoch else ""), flush=True)
     start = time.perf_counter()
     try:
-        build_training_state(model, train_ds[0])
+        first = train_ds[0]
+        build_training_state(model, first)
+        for callback in callbacks:
+            if isinstance(callback, UnfreezeEncoder):  # its recompile builds from it too
+                callback.batch = first
         if training["loop"] == "fit":
             # shuffle=False: the dataset shuffles itself from (seed, epoch), which both engines
             # and a resumed run reproduce; fit's own shuffling would reorder its batches.

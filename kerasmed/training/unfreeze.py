@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import keras
 
+from kerasmed.training.tracing import build_training_state
+
 __all__ = ["UnfreezeEncoder", "unfreeze_encoder", "freeze_encoder", "find_encoder",
            "encoder_is_frozen"]
 
@@ -156,9 +158,15 @@ class UnfreezeEncoder(keras.callbacks.Callback):
         encoder: the encoder layer or its name (kerasmed's backbone networks: ``"encoder"``).
         keep_batchnorm_frozen: leave the encoder's BatchNormalization layers in inference mode.
         verbose: print a line when unfreezing.
+        batch: one training batch, ``(x, y)``, or None. The recompile at the unfreeze makes
+            new loss and metric objects; given a batch, their state is built from it before
+            the new step is traced (``kerasmed.training.tracing``), so that TensorFlow traces
+            it once, not twice (twice with a metric named by a string or a model with several
+            outputs). ``kerasmed-train`` sets it to the run's first batch.
     """
 
-    def __init__(self, epoch, encoder=ENCODER_NAME, keep_batchnorm_frozen=True, verbose=1):
+    def __init__(self, epoch, encoder=ENCODER_NAME, keep_batchnorm_frozen=True, verbose=1,
+                 batch=None):
         super().__init__()
         if int(epoch) < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
@@ -166,6 +174,7 @@ class UnfreezeEncoder(keras.callbacks.Callback):
         self.encoder = encoder
         self.keep_batchnorm_frozen = keep_batchnorm_frozen
         self.verbose = verbose
+        self.batch = batch
         self.unfrozen_at = None
 
     def on_train_begin(self, logs=None):
@@ -180,6 +189,8 @@ class UnfreezeEncoder(keras.callbacks.Callback):
             return
         new = unfreeze_encoder(self.model, self.encoder,
                                keep_batchnorm_frozen=self.keep_batchnorm_frozen)
+        if self.batch is not None:
+            build_training_state(self.model, self.batch)
         # fit() calls self.train_function directly; compile() reset it.
         self.model.make_train_function()
         self.unfrozen_at = epoch
