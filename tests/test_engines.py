@@ -189,22 +189,29 @@ def test_compile_model_builds_the_optimizer_so_the_first_step_creates_no_variabl
         keras.mixed_precision.set_global_policy("float32")
 
 
+def _two_output_model(encoder):
+    """A compiled model of two outputs ("side", "main") after ``encoder`` on 8x8 inputs, with
+    a metric named by a string; returns ``(model, x, y, first batch)``."""
+    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.experiment.schema import section_defaults
+
+    inputs = keras.Input((8, 8, 1))
+    x = encoder(inputs)
+    model = keras.Model(inputs, [keras.layers.Conv2D(1, 1, activation="sigmoid", name=n)(x)
+                                 for n in ("side", "main")])
+    compile_model(model, {**section_defaults("training"), "metrics": ["dice", "accuracy"]}, 2)
+    data = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    y = {"side": (data > 0.5).astype("float32"), "main": (data > 0.5).astype("float32")}
+    return model, data, y, (data[:2], {k: v[:2] for k, v in y.items()})
+
+
 def test_training_state_is_built_before_the_first_step_of_a_multi_output_model():
     """Loss trackers of several outputs and a metric named by a string are created inside
     the first traced step unless built first."""
-    from kerasmed.experiment.pipeline import compile_model
-    from kerasmed.experiment.schema import section_defaults
     from kerasmed.training.tracing import build_training_state
 
-    inputs = keras.Input((8, 8, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
-    side = keras.layers.Conv2D(1, 1, activation="sigmoid", name="side")(x)
-    main = keras.layers.Conv2D(1, 1, activation="sigmoid", name="main")(x)
-    model = keras.Model(inputs, [side, main])
-    compile_model(model, {**section_defaults("training"), "metrics": ["dice", "accuracy"]}, 1)
-    data = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
-    y = {"side": (data > 0.5).astype("float32"), "main": (data > 0.5).astype("float32")}
-    build_training_state(model, (data[:2], {k: v[:2] for k, v in y.items()}))
+    model, data, y, batch = _two_output_model(keras.layers.Conv2D(4, 3, padding="same"))
+    build_training_state(model, batch)
     state = [v.path for v in model.metrics_variables + model.optimizer.variables]
     assert any("side_loss" in p for p in state) and any("accuracy" in p for p in state)
     model.fit(data, y, batch_size=2, epochs=1, verbose=0)
@@ -214,22 +221,13 @@ def test_training_state_is_built_before_the_first_step_of_a_multi_output_model()
 def test_unfreeze_encoder_given_a_batch_traces_the_new_step_once():
     """The recompile at the unfreeze makes new loss trackers (two outputs) and a new metric
     named by a string; built from the batch, the new step is traced once: two traces in all."""
-    from kerasmed.experiment.pipeline import compile_model
-    from kerasmed.experiment.schema import section_defaults
     from kerasmed.training.tracing import build_training_state
     from kerasmed.training.unfreeze import UnfreezeEncoder
 
-    inputs = keras.Input((8, 8, 1))
     encoder = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, padding="same")],
                                name="encoder")
     encoder.trainable = False
-    x = encoder(inputs)
-    model = keras.Model(inputs, [keras.layers.Conv2D(1, 1, activation="sigmoid", name=n)(x)
-                                 for n in ("side", "main")])
-    compile_model(model, {**section_defaults("training"), "metrics": ["dice", "accuracy"]}, 2)
-    data = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
-    y = {"side": (data > 0.5).astype("float32"), "main": (data > 0.5).astype("float32")}
-    batch = (data[:2], {k: v[:2] for k, v in y.items()})
+    model, data, y, batch = _two_output_model(encoder)
     build_training_state(model, batch)
     traces = []
     step = model.train_step
