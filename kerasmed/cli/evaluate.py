@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, bad_input, inference_parser, quiet
 
 
