@@ -1,6 +1,7 @@
 """The training engines: fit and the train_on_batch loop, resume, precision policies."""
 
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -114,12 +115,15 @@ def test_callbacks_and_schedule_from_the_experiment(write_config, tiny_experimen
 
 
 def test_kfold_runs_every_fold_and_tabulates_mean_and_std(write_config, tiny_experiment,
-                                                          tmp_path):
-    tiny_experiment["training"]["epochs"] = 1
+                                                          tmp_path, capsys):
+    tiny_experiment["training"].update(epochs=1, folds=3)
+    tiny_experiment["postprocess"] = {"select": True}
     out = tmp_path / "runs"
     # Two folds (the fewest with a spread) keep the test short; each fold is a full run.
+    # --folds overrides the experiment's training.folds.
     assert train_main([str(write_config(tiny_experiment)), "--output", str(out), "--folds",
                        "2"]) == 0
+    assert "post-processing chosen on the folds" in capsys.readouterr().out
     (parent,) = out.iterdir()
     assert sorted(p.name for p in parent.iterdir() if p.is_dir()) == ["fold_1", "fold_2"]
     table = pd.read_csv(parent / "folds.csv")
@@ -136,6 +140,40 @@ def test_kfold_runs_every_fold_and_tabulates_mean_and_std(write_config, tiny_exp
             for i in (1, 2)]
     assert not (vals[0] & vals[1])
     assert sum(len(v) for v in vals) == 16  # every image is validated exactly once
+    # The post-processing was chosen on the 16 out-of-fold predictions and recorded.
+    chosen = json.loads((parent / "postprocess.json").read_text())
+    assert chosen["images"] == 16 and chosen["tried"][0]["settings"] == {
+        "fill_holes": False, "min_size": 0, "keep_largest": False}
+    assert chosen["dice_with"] >= chosen["dice_without"]
+    assert json.loads((parent / "summary.json").read_text())["postprocess"]["mask"] == \
+        chosen["mask"]
+    _check_kfold_ensemble(parent, tiny_experiment, tmp_path)
+
+
+def _check_kfold_ensemble(parent, experiment, tmp_path):
+    """A k-fold parent evaluates and predicts as the mean of its folds, with the chosen
+    cleaning; without --data it refuses (each image trained some member)."""
+    from kerasmed.cli import eval_main, predict_main
+    from kerasmed.experiment import load_for_inference
+
+    data = experiment["data"]["root"]
+    run = load_for_inference(parent)
+    assert run.is_ensemble and len(run.members) == 2
+    assert run.cleaning.record() == json.loads((parent / "postprocess.json").read_text())["mask"]
+    x = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    members = [load_for_inference(parent / f"fold_{i}").model for i in (1, 2)]
+    expected = (members[0].predict_on_batch(x) + members[1].predict_on_batch(x)) / 2
+    np.testing.assert_allclose(run.model.predict_on_batch(x), expected, atol=1e-6)
+    assert eval_main([str(parent)]) == 2  # no held-out images given
+    assert eval_main([str(parent), "--data", data, "--overlays", "1"]) == 0
+    (eval_dir,) = parent.glob("eval_*")
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    assert summary["images"] == 16 and summary["mask_cleaning"] == run.cleaning.record()
+    masks = tmp_path / "masks"
+    image = sorted((Path(data) / "images").iterdir())[0]
+    assert predict_main([str(parent / "fold_1"), str(image), "--output", str(masks),
+                         "--ensemble", str(parent / "fold_2")]) == 0
+    assert (masks / image.name.replace(image.suffix, ".png")).exists()
 
 
 def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):

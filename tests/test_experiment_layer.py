@@ -111,9 +111,14 @@ def test_schema_choices_come_from_the_modules_that_own_them():
     assert data["mask_mode"].choices == TRAINING_MASK_MODES
     assert training["loop"].choices == LOOPS
     assert training["distribution"].choices == DISTRIBUTIONS
-    section = {k: f.default for k, f in SCHEMA["postprocess"].items() if k != "instances"}
+    from kerasmed.evaluation.cleaning import MaskCleaning, mask_cleaning_defaults
+
+    section = {k: f.default for k, f in SCHEMA["postprocess"].items()
+               if k not in ("instances", "select", "mask")}
     assert section == postprocess_defaults() == {
         k: v for k, v in vars(Postprocess()).items() if k != "source"}
+    cleaning = {k: f.default for k, f in SCHEMA["postprocess"]["mask"].items()}
+    assert cleaning == mask_cleaning_defaults() == MaskCleaning().record()
 
 
 def test_registry_defaults_are_the_signature_plus_the_papers_differences():

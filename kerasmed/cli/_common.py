@@ -109,8 +109,17 @@ def inference_parser(prog, description):
                         help="probability above which a pixel is foreground (default 0.5)")
     parser.add_argument("--normalization", default=None,
                         help="override the run's data.normalization (dtype_range or minmax)")
+    parser.add_argument("--ensemble", action="append", default=[], metavar="RUN_DIR",
+                        help="average the target run's network with this run's (repeatable; "
+                             "a k-fold parent folder as the target is an ensemble of its folds)")
     add_verbose(parser)
     return parser
+
+
+def inference_target(target, ensemble):
+    """What ``load_for_inference`` takes for ``TARGET`` and ``--ensemble`` runs: the target
+    alone, or the list of every member."""
+    return [target, *ensemble] if ensemble else target
 
 
 

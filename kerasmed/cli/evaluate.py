@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, bad_input, inference_parser, quiet
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, bad_input, inference_parser,
+                                  inference_target, quiet)
 
 
 def eval_main(argv=None) -> int:
@@ -15,7 +16,8 @@ def eval_main(argv=None) -> int:
         "Classification: per-class sensitivity, specificity, precision, F1 and ROC AUC "
         "(per_class.csv), accuracy and macro F1 (summary.json), predictions.csv and the "
         "confusion matrix.")
-    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("target", help="run directory, k-fold parent folder (its folds "
+                                       "averaged) or .keras model file")
     parser.add_argument("--data", help="dataset folder (default for a run directory: its "
                                        "validation split)")
     parser.add_argument("--dataset", help="reader for --data (default: the run's, or folder)")
@@ -65,7 +67,8 @@ def eval_main(argv=None) -> int:
 
     target = Path(args.target)
     try:
-        run = load_for_inference(target, args.checkpoint, args.mode, args.normalization)
+        run = load_for_inference(inference_target(target, args.ensemble), args.checkpoint,
+                                 args.mode, args.normalization)
         if not args.data and run.experiment is None:
             parser.error("--data is required with a bare model file")
         folder = {"images": args.images_dir, "masks": args.masks_dir}
@@ -73,7 +76,8 @@ def eval_main(argv=None) -> int:
             folder["mask_type"] = args.mask_type
         samples = evaluation_samples(
             run.experiment, args.data, args.dataset,
-            {"subsets": args.subsets.split(",")} if args.subsets else {}, folder)
+            {"subsets": args.subsets.split(",")} if args.subsets else {}, folder,
+            ensemble=run.is_ensemble)
         parent = Path(args.output) if args.output else (target if target.is_dir()
                                                         else target.parent)
         if run.is_classifier:
@@ -94,7 +98,7 @@ def eval_main(argv=None) -> int:
             summary = evaluate(run.model, samples, out_dir, run.settings, tta=args.tta,
                                threshold=args.threshold, n_overlays=args.overlays,
                                postprocess=postprocess, uncertainty=args.uncertainty,
-                               n_samples=args.samples)
+                               n_samples=args.samples, cleaning=run.cleaning)
         except BaseException:
             if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
                 out_dir.rmdir()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from kerasmed.cli._common import (EXIT_CODES, bad_input, image_paths, inference_parser, quiet,
-                                  write_png)
+from kerasmed.cli._common import (EXIT_CODES, bad_input, image_paths, inference_parser,
+                                  inference_target, quiet, write_png)
 
 
 def predict_main(argv=None) -> int:
@@ -14,7 +14,8 @@ def predict_main(argv=None) -> int:
     parser = inference_parser(
         "kerasmed-predict",
         "Predict masks for new images of any size with a run's checkpoint or a .keras model.")
-    parser.add_argument("target", help="run directory or .keras model file")
+    parser.add_argument("target", help="run directory, k-fold parent folder (its folds "
+                                       "averaged) or .keras model file")
     parser.add_argument("images", nargs="+", help="image files or folders of images")
     parser.add_argument("--output", required=True, help="folder for the masks")
     parser.add_argument("--overlap", type=float, default=0.5,
@@ -49,7 +50,8 @@ def predict_main(argv=None) -> int:
     staging = None
     skipped = []
     try:
-        run = load_for_inference(args.target, args.checkpoint, args.mode, args.normalization)
+        run = load_for_inference(inference_target(args.target, args.ensemble), args.checkpoint,
+                                 args.mode, args.normalization)
         model, settings = run.model, run.settings
         out.mkdir(parents=True, exist_ok=True)
         # Masks are written to a staging folder and moved into place only when every image is
@@ -68,7 +70,7 @@ def predict_main(argv=None) -> int:
             prob = predict_image(model, image, settings.mode, settings.normalization,
                                  pad_value=settings.pad_value,
                                  overlap=args.overlap, tta=args.tta)
-            mask = to_mask(prob, args.threshold)
+            mask = run.cleaning(to_mask(prob, args.threshold))
             scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are
             write_png(staging / target.name, (mask * scale).astype(np.uint8))
             written.append(target.name)

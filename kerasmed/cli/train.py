@@ -22,7 +22,8 @@ def _train_parser():
                         help="folder that receives the run directory (default: runs)")
     parser.add_argument("--folds", type=int, metavar="K",
                         help="k-fold cross-validation: train K runs, one per fold, in one "
-                             "directory, with folds.csv (each fold, mean and std)")
+                             "directory, with folds.csv (each fold, mean and std); default: the "
+                             "experiment's training.folds")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE",
                         help="override a key of the experiment, VALUE in JSON "
@@ -30,6 +31,18 @@ def _train_parser():
     add_verbose(parser)
     return parser
 
+
+
+def _selection_line(parent) -> str:
+    """The post-processing chosen on the folds, as the end of the closing line."""
+    from kerasmed.training.trainer import read_summary
+
+    chosen = read_summary(parent).get("postprocess")
+    if not chosen:
+        return ""
+    kept = [f"{k}={v}" for k, v in chosen["mask"].items() if v] or ["none"]
+    return (f"; post-processing chosen on the folds: {', '.join(kept)} (out-of-fold Dice "
+            f"{chosen['dice_without']:.4f} -> {chosen['dice_with']:.4f})")
 
 
 def train_main(argv=None) -> int:
@@ -57,9 +70,11 @@ def train_main(argv=None) -> int:
             run_dir = resume(args.resume)
         else:
             experiment = Experiment.from_file(args.config, args.overrides)
-            if args.folds is not None:
-                parent = train_kfold(experiment, args.folds, args.output)
-                print(f"kerasmed-train: {args.folds} folds done; see {parent / 'folds.csv'}")
+            folds = args.folds if args.folds is not None else experiment.training["folds"]
+            if folds is not None:
+                parent = train_kfold(experiment, folds, args.output)
+                print(f"kerasmed-train: {folds} folds done; see {parent / 'folds.csv'}"
+                      + _selection_line(parent))
                 return EXIT_CODES["done"]
             run_dir = train(experiment, args.output)
     except BAD_INPUT as err:

@@ -19,6 +19,7 @@ from kerasmed.data.io import read_image, read_label_mask, read_mask
 from kerasmed.data.normalize import normalize_image
 from kerasmed.evaluation import instances as km_instances
 from kerasmed.evaluation.calibration import Calibration, predictive_entropy, sample_variance
+from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.inference import (InferenceSettings, model_input_shape, predict_image,
                                            predict_samples, to_mask)
 from kerasmed.evaluation.objects import OBJECT_SCORES, Postprocess
@@ -71,7 +72,8 @@ def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
 def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None, *,
              channels=3, normalization="auto", mask_threshold=None, mode="resize", tta=False,
              threshold=0.5, n_overlays=3, postprocess: Postprocess | None = None,
-             uncertainty: str | None = None, n_samples: int = 8):
+             uncertainty: str | None = None, n_samples: int = 8,
+             cleaning: MaskCleaning | None = None):
     """Score ``model`` on every sample at its own resolution and write the results.
 
     ``settings`` (a run's ``InferenceSettings``) says how images reach the network; without it
@@ -87,6 +89,10 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
     TP / FP / FN counts) and object Dice, and the summary adds the object F1 of all images'
     objects pooled (``object_f1_pooled``, as the GlaS challenge counts detections). The pixel
     scores are those of the instances' union (the watershed's foreground for distance maps).
+
+    ``cleaning`` (``kerasmed.evaluation.cleaning.MaskCleaning``: hole filling, small-object
+    removal, the largest component) is applied to each thresholded mask before it is scored
+    (not to instances, which ``postprocess`` makes); ``summary.json`` records it.
 
     Every evaluation of probabilities also reports the pixels' expected calibration error
     (``ece``, with the bins in ``calibration``) and draws ``reliability.png``. With
@@ -104,6 +110,7 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
                                      normalization=normalization, mask_threshold=mask_threshold,
                                      mode=mode)
     out_dir = Path(out_dir)
+    cleaning = MaskCleaning() if cleaning is None else cleaning
 
     calibration = None if postprocess is not None and postprocess.source == "distance" \
         else Calibration()  # a regressed distance map has no confidence to calibrate
@@ -122,7 +129,7 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
         shape = image.shape[:2]  # XML outline masks (MoNuSeg) are drawn at the image's size
         if postprocess is None:
             truth = read_mask(sample.mask, settings.mask_threshold, sample.mask_type, shape)
-            return image, truth, to_mask(prob, threshold), prob, maps
+            return image, truth, cleaning(to_mask(prob, threshold)), prob, maps
         truth = read_label_mask(sample.mask, shape)
         return image, truth, postprocess.instances(prob), prob, maps
 
@@ -144,6 +151,8 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
     table.to_csv(out_dir / "per_image.csv", index=False)
     summary = {"images": len(rows), "mode": settings.mode, "tta": tta, "threshold": threshold,
                "inference": settings.record()}
+    if postprocess is None:
+        summary["mask_cleaning"] = cleaning.record()
     scores = PIXEL_SCORES
     if uncertainty is not None:
         summary["uncertainty_sampling"] = {

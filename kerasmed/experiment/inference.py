@@ -7,17 +7,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kerasmed.data.readers import read_dataset
 from kerasmed.data.synthetic import SYNTHETIC_DATASETS
+from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.inference import InferenceSettings, model_input_shape
 from kerasmed.experiment.pipeline import Experiment, postprocess_for
-from kerasmed.experiment.schema import SCHEMA, ConfigError
+from kerasmed.experiment.schema import ConfigError, section_defaults
 from kerasmed.training.guard import non_finite_weights
 
-__all__ = ["InferenceRun", "load_for_inference", "evaluation_samples"]
+__all__ = ["InferenceRun", "load_for_inference", "evaluation_samples", "fold_dirs",
+           "is_kfold_parent"]
 
 
 @dataclass
@@ -28,6 +31,14 @@ class InferenceRun:
     settings: InferenceSettings
     experiment: Experiment | None
     checkpoint: Path
+    members: tuple = ()
+    cleaning: MaskCleaning = MaskCleaning()
+
+    @property
+    def is_ensemble(self) -> bool:
+        """Whether ``model`` averages several runs' networks (a k-fold parent, or runs
+        given together)."""
+        return len(self.members) > 1
 
     @property
     def is_classifier(self) -> bool:
@@ -38,18 +49,74 @@ class InferenceRun:
         takes the ``postprocess`` section's defaults."""
         if self.experiment is not None:
             return self.experiment.postprocess(samples, instances, **overrides)
-        settings = {key: field.default for key, field in SCHEMA["postprocess"].items()}
+        settings = section_defaults("postprocess")
         settings.update((k, v) for k, v in overrides.items() if v is not None)
         return postprocess_for(settings, samples, instances)
+
+
+def is_kfold_parent(path) -> bool:
+    """Whether ``path`` is the parent folder of a k-fold run (``kerasmed-train --folds``)."""
+    path = Path(path)
+    return path.is_dir() and (path / "folds.csv").exists() \
+        and not (path / "config.json").exists()
+
+
+def fold_dirs(parent) -> list[Path]:
+    """The fold run directories of a k-fold parent, in fold order (from its ``summary.json``,
+    else the ``fold_<i>`` folders there)."""
+    parent = Path(parent)
+    summary = parent / "summary.json"
+    names = None
+    if summary.exists():
+        try:
+            names = json.loads(summary.read_text()).get("fold_dirs")
+        except json.JSONDecodeError as err:
+            raise ConfigError([f"{summary}: not valid JSON ({err.msg}, line {err.lineno})"]) \
+                from err
+    if not names:
+        names = sorted((p.name for p in parent.glob("fold_*") if p.is_dir()),
+                       key=lambda n: int(n.split("_")[-1]) if n.split("_")[-1].isdigit() else 0)
+    dirs = [parent / n for n in names]
+    missing = [str(d) for d in dirs if not (d / "config.json").exists()]
+    if not dirs or missing:
+        raise ConfigError([f"{parent}: k-fold parent without its fold runs"
+                           + (f" (missing: {', '.join(missing)})" if missing else "")])
+    return dirs
+
+
+POSTPROCESS_FILE = "postprocess.json"
+
+
+def selected_cleaning(parent) -> MaskCleaning | None:
+    """The mask cleaning chosen on a k-fold parent's folds (its ``postprocess.json``, written
+    by ``kerasmed.experiment.postselect``), or ``None`` when none was chosen."""
+    path = Path(parent) / POSTPROCESS_FILE
+    if not path.exists():
+        return None
+    try:
+        return MaskCleaning(**json.loads(path.read_text())["mask"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError([f"{path}: not a kerasmed post-processing choice ({err})"]) from err
 
 
 def load_for_inference(target, checkpoint="best", mode=None, normalization=None) -> InferenceRun:
     """Load a run directory's ``<checkpoint>.keras`` (or a ``.keras`` file) for inference.
 
-    ``mode`` and ``normalization`` override the run's (``None`` keeps them). Raises
-    ``ConfigError`` when ``target`` is neither a run directory with that checkpoint nor a
-    model file.
+    ``target`` may also be a k-fold parent folder (every fold's checkpoint) or a list of run
+    directories: their networks are averaged as one model (``kerasmed.evaluation.ensemble``),
+    shown images as the first member's run was; every member must have been trained with the
+    same input size, channels, fit and normalisation. ``mode`` and ``normalization`` override
+    the run's (``None`` keeps them). Raises ``ConfigError`` when ``target`` is neither a run
+    directory with that checkpoint nor a model file.
     """
+    if isinstance(target, (list, tuple)) and len(target) == 1:
+        target = target[0]
+    if isinstance(target, (list, tuple)):
+        return _load_ensemble(list(target), checkpoint, mode, normalization)
+    if is_kfold_parent(target):
+        run = _load_ensemble(fold_dirs(target), checkpoint, mode, normalization)
+        selected = selected_cleaning(target)
+        return run if selected is None else replace(run, cleaning=selected)
     import keras
 
     import kerasmed.losses  # noqa: F401  (registers the objects a checkpoint refers to)
@@ -85,17 +152,40 @@ def load_for_inference(target, checkpoint="best", mode=None, normalization=None)
         height, width, channels = model_input_shape(model)
         settings = InferenceSettings(image_size=(height, width), channels=int(channels),
                                      normalization=normalization or "auto", mode=mode)
-    return InferenceRun(model, settings, experiment, path)
+    cleaning = experiment.mask_cleaning() if experiment is not None else MaskCleaning()
+    return InferenceRun(model, settings, experiment, path, (path,), cleaning)
+
+
+def _load_ensemble(targets, checkpoint, mode, normalization) -> InferenceRun:
+    from kerasmed.evaluation.ensemble import ensemble_model
+
+    runs = [load_for_inference(t, checkpoint, mode, normalization) for t in targets]
+    first = runs[0]
+    for run, target in zip(runs[1:], targets[1:]):
+        if run.settings != first.settings:
+            raise ConfigError([f"{target}: shows its network images differently from "
+                               f"{targets[0]} ({run.settings.record()} against "
+                               f"{first.settings.record()}); an ensemble needs one way"])
+    try:
+        model = ensemble_model([r.model for r in runs])
+    except ValueError as err:
+        raise ConfigError([f"{', '.join(map(str, targets))}: {err}"]) from err
+    return InferenceRun(model, first.settings, first.experiment, first.checkpoint,
+                        tuple(r.checkpoint for r in runs), first.cleaning)
 
 
 def evaluation_samples(experiment: Experiment | None, data=None, dataset=None, options=None,
-                       folder_options=None):
+                       folder_options=None, ensemble=False):
     """The samples to evaluate: the folder ``data`` read with ``dataset`` (default: the run's
     reader, or ``folder``) and ``options`` (with the run's own options for the run's reader,
-    and ``folder_options`` for the ``folder`` reader), or else the run's validation split."""
+    and ``folder_options`` for the ``folder`` reader), or else the run's validation split
+    (which an ``ensemble`` does not have: its members trained on each other's)."""
     if data is None:
         if experiment is None:
             raise ValueError("a bare model file needs a data folder to evaluate on")
+        if ensemble:
+            raise ValueError("an ensemble's members trained on each other's validation images; "
+                             "give held-out images with --data")
         return experiment.run_split().val
     run_data = experiment.data if experiment is not None else {}
     run_kind = run_data.get("dataset")

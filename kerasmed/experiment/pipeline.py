@@ -24,7 +24,8 @@ from kerasmed.data.readers import DatasetLayoutError, read_dataset
 from kerasmed.data.splits import make_split, split_from_record
 from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.inference import InferenceSettings
-from kerasmed.evaluation.objects import Postprocess
+from kerasmed.evaluation.cleaning import MaskCleaning
+from kerasmed.evaluation.objects import Postprocess, postprocess_defaults
 from kerasmed.experiment.schema import SCHEMA, ConfigError, load_config, validate_config
 from kerasmed.models.registry import build, get_spec
 from kerasmed.training.aux_weight import auxiliary_losses, has_auxiliary_outputs
@@ -330,8 +331,15 @@ class Experiment:
         return postprocess_for(settings, samples, instances,
                                distance=self.data["mask_mode"] == "distance")
 
+    def mask_cleaning(self) -> MaskCleaning:
+        """How predicted masks are cleaned before scoring or writing: the ``postprocess.mask``
+        section (chosen on the folds by ``postprocess.select``, or set by hand)."""
+        return MaskCleaning(**self.config["postprocess"]["mask"])
+
 
 _POSTPROCESS_KEYS = tuple(SCHEMA["postprocess"])
+# The section's keys that configure objects (Postprocess); "mask" and "select" clean pixels.
+_OBJECT_SETTINGS = tuple(postprocess_defaults())
 
 
 def postprocess_for(settings: dict, samples, instances=None, distance=False):
@@ -348,4 +356,5 @@ def postprocess_for(settings: dict, samples, instances=None, distance=False):
         return None
     source = choice if choice in ("distance", "probability") else \
         ("distance" if distance else "probability")
-    return Postprocess(source=source, **{k: v for k, v in settings.items() if k != "instances"})
+    return Postprocess(source=source, **{k: v for k, v in settings.items()
+                                         if k in _OBJECT_SETTINGS})

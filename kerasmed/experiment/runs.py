@@ -18,6 +18,7 @@ import pandas as pd
 from kerasmed.data.splits import make_split
 from kerasmed.evaluation.compare import mean_confidence_interval
 from kerasmed.experiment.pipeline import Experiment
+from kerasmed.experiment.postselect import select_postprocessing
 from kerasmed.experiment.schema import ConfigError
 from kerasmed.runfiles import create_run_dir, write_json_atomic
 from kerasmed.training.distribution import distribution_scope
@@ -106,20 +107,28 @@ def _skipped(split, *datasets):
     return skipped
 
 
-def train_kfold(config, k: int, output_root="runs", config_path=None) -> Path:
-    """Cross-validate: train every fold of a group-aware ``k``-fold split in turn.
+def train_kfold(config, k: int | None = None, output_root="runs", config_path=None) -> Path:
+    """Cross-validate: train every fold of a group-aware ``k``-fold split in turn (``k``:
+    default the experiment's ``training.folds``).
 
     Each fold is a complete run in ``<run>/fold_<i>``; ``folds.csv`` lists each fold's best
     epoch and validation figures there, then their mean and standard deviation, as the
     MultiResUNet and DRRMSAN papers report, and the mean's 95 % confidence interval across
     folds (Student's t; ``ci95_low`` / ``ci95_high``). The session is cleared between folds
-    so that the models of earlier folds do not stay in memory.
+    so that the models of earlier folds do not stay in memory. With ``postprocess.select``
+    the mask cleaning is then chosen on the folds' validation predictions
+    (``kerasmed.experiment.postselect``) and written to ``postprocess.json``; the parent's
+    ``summary.json`` records it.
 
     Returns:
         The parent run directory.
     """
     experiment = _experiment(config, config_path)
     config = experiment.config
+    k = k if k is not None else config["training"]["folds"]
+    if k is None or k < 2:
+        raise ConfigError([f"{experiment.where}: training.folds: k-fold training needs at "
+                           f"least 2 folds, got {k}"])
     make_split(experiment.samples(), "kfold", seed=config["seed"], k=k, fold=0)
     parent = create_run_dir(output_root, f"{config['name']}_{k}fold")
     monitor = config["training"]["monitor"]
@@ -141,11 +150,16 @@ def train_kfold(config, k: int, output_root="runs", config_path=None) -> Path:
                           {"fold": "ci95_low", **{c: v[1] for c, v in intervals.items()}},
                           {"fold": "ci95_high", **{c: v[2] for c, v in intervals.items()}}])
     pd.concat([table, stats]).to_csv(parent / "folds.csv", index=False)
+    selected = None
+    if config["postprocess"]["select"] and config["data"]["mask_mode"] in ("binary", "classes"):
+        keras.backend.clear_session()
+        selected = select_postprocessing(parent)
+        selected = {key: selected[key] for key in ("mask", "dice_without", "dice_with")}
     write_json_atomic(parent / "summary.json", {
         "name": config["name"], "folds": k, "monitor": monitor,
         "mean": stats.iloc[0].drop("fold").to_dict(), "std": stats.iloc[1].drop("fold").to_dict(),
         "ci95": {c: [v[1], v[2]] for c, v in intervals.items()},
-        "fold_dirs": [f"fold_{i + 1}" for i in range(k)]})
+        "fold_dirs": [f"fold_{i + 1}" for i in range(k)], "postprocess": selected})
     return parent
 
 

@@ -34,6 +34,7 @@ from kerasmed.data.normalize import parse_normalization
 from kerasmed.data.readers import READERS
 from kerasmed.data.spatial import FIT_MODES
 from kerasmed.data.synthetic import SYNTHETIC_DATASETS
+from kerasmed.evaluation.cleaning import mask_cleaning_defaults
 from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGROUND,
                                          postprocess_defaults)
 from kerasmed.models.registry import get_spec
@@ -205,6 +206,11 @@ def _unknown_key_message(kind, key, valid):
 
 _INT, _FLOAT, _STR, _BOOL = (int,), (int, float), (str,), (bool,)
 _POSTPROCESS = postprocess_defaults()
+_CLEANING = mask_cleaning_defaults()
+
+
+def _share(value):
+    return None if 0.0 <= value <= 1.0 else f"must be between 0 and 1, got {value}"
 
 SCHEMA: dict = {
     "name": Field(_STR, None, doc="run name; default: the experiment file's stem"),
@@ -264,6 +270,14 @@ SCHEMA: dict = {
                                    "weights by inverse frequency"),
         "augmentation": Field((list,), [], check=_augmentation,
                               doc="operations applied to training batches (see docs/data.md)"),
+        "patches_per_epoch": Field((int, type(None)), None,
+                                   check=lambda v: None if v is None or v > 0
+                                   else f"must be positive, got {v}",
+                                   doc="fit \"patches\": random patches per training epoch; "
+                                       "null: by the images' size (kerasmed.data.dataset)"),
+        "foreground_share": Field(_FLOAT, 1 / 3, check=_share,
+                                  doc="fit \"patches\": share of each batch's patches placed "
+                                      "on foreground (nnU-Net: 1/3)"),
         "val_fraction": Field(_FLOAT, 0.2, check=_fraction),
         "cache": Field(_BOOL, False, doc="keep decoded, resized samples in memory"),
         "on_error": Field(_STR, "raise", choices=("raise", "skip"),
@@ -273,6 +287,16 @@ SCHEMA: dict = {
     },
     "training": {
         "epochs": Field(_INT, 50, check=_positive),
+        "folds": Field((int, type(None)), None,
+                       check=lambda v: None if v is None or v >= 2
+                       else f"must be null or at least 2, got {v}",
+                       doc="k-fold cross-validation run by kerasmed-train (--folds overrides); "
+                           "null: one run on a data.val_fraction split"),
+        "budget_minutes": Field(_FLOAT + (type(None),), None,
+                                check=lambda v: None if v is None or v > 0
+                                else f"must be positive, got {v}",
+                                doc="the time the plan allows (kerasmed-plan): training shows "
+                                    "what is left of it; null: no budget"),
         "batch_size": Field(_INT, 8, check=_positive),
         "optimizer": Field((dict,), {"name": "adam", "learning_rate": 1e-3}, check=_optimizer,
                            doc="{\"name\": ..., and the optimizer's keyword arguments}"),
@@ -346,6 +370,19 @@ SCHEMA: dict = {
                                check=lambda v: None if 0.5 <= v < 1
                                else f"must be in [0.5, 1), got {v}",
                                doc="object F1: a detection needs IoU above it"),
+        "select": Field(_BOOL, False,
+                        doc="k-fold runs: choose postprocess.mask on the folds' validation "
+                            "predictions after training (kept only where the Dice improves)"),
+        "mask": {
+            "fill_holes": Field(_BOOL, _CLEANING["fill_holes"],
+                                doc="predicted masks: fill holes inside each class"),
+            "min_size": Field(_INT, _CLEANING["min_size"],
+                              check=lambda v: None if v >= 0 else "must be >= 0",
+                              doc="predicted masks: remove components under this many pixels"),
+            "keep_largest": Field(_BOOL, _CLEANING["keep_largest"],
+                                  doc="predicted masks: keep only the largest component of "
+                                      "each class"),
+        },
     },
 }
 
