@@ -4,7 +4,8 @@ Per sample, in this order:
 
 1. read the image (its stored dtype, converted to ``channels``) and the mask (encoded by
    ``mask_mode``), or take them from the in-memory cache;
-2. bring both to ``image_size`` (``fit``: stretch, letterbox, centre/random crop, or a tile);
+2. bring both to ``image_size`` (``fit``: stretch, letterbox, centre/random crop, a tile, or
+   a training patch, a share of them forced onto foreground as in nnU-Net);
 3. training only: ``augment(image, mask, rng)``, on the image still in its stored dtype (so
    Augmentor's 8-bit operations apply and the 16-bit safeguards in kerasmed.data.augment are
    used), at the model's input size (cheaper than at full resolution);
@@ -29,8 +30,8 @@ from kerasmed.data.augment import Augmentation, build_augmentation
 from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, looks_like_mask,
                               read_class_mask, read_image, read_label_mask, read_mask)
 from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_image
-from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, resize_image, resize_mask,
-                                   tile_origins)
+from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, foreground_patch_origin,
+                                   random_patch_origin, resize_image, resize_mask, tile_origins)
 from kerasmed.data.targets import distance_map
 from kerasmed.names import KerasmedWarning
 
@@ -40,6 +41,8 @@ __all__ = ["SegmentationDataset", "ClassificationDataset", "normalize_image", "N
 # The targets a network trains on; "instances" keeps the labels themselves (evaluation).
 TRAINING_MASK_MODES = ("binary", "classes", "distance")
 MASK_MODES = TRAINING_MASK_MODES + ("instances",)
+# Fit modes that cut windows out of the whole image: the cache keeps whole decoded images.
+_WINDOWED = ("random_crop", "tile", "patches")
 
 
 def _resolve_augment(augment):
@@ -81,7 +84,7 @@ class _BaseDataset(keras.utils.PyDataset):
     def __init__(self, samples, batch_size, image_size, channels=3, shuffle=False, seed=0,
                  normalization="auto", cache=False, augment=None, fit="resize", training=None,
                  drop_remainder=None, on_error="raise", pad_value=0, tile_overlap=0, page=0,
-                 verify=True, **kwargs):
+                 verify=True, patches_per_epoch=None, foreground_share=1 / 3, **kwargs):
         super().__init__(**kwargs)
         if not samples:
             raise ValueError(f"{type(self).__name__} needs at least one sample")
@@ -91,6 +94,18 @@ class _BaseDataset(keras.utils.PyDataset):
             raise ValueError(f"fit must be one of {self._fit_modes}, got {fit!r}")
         if on_error not in ("raise", "skip"):
             raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if isinstance(foreground_share, bool) or not isinstance(foreground_share, (int, float)) \
+                or not 0 <= foreground_share <= 1:
+            raise ValueError(f"foreground_share must be a number in [0, 1], got "
+                             f"{foreground_share!r}")
+        if patches_per_epoch is not None:
+            if fit != "patches":
+                raise ValueError(f"patches_per_epoch applies to fit='patches' only, not "
+                                 f"fit={fit!r}")
+            if isinstance(patches_per_epoch, bool) or not isinstance(
+                    patches_per_epoch, (int, np.integer)) or patches_per_epoch < 1:
+                raise ValueError(f"patches_per_epoch must be a positive integer or None, got "
+                                 f"{patches_per_epoch!r}")
         self.samples = list(samples)
         self.batch_size = int(batch_size)
         self.image_size = tuple(int(s) for s in image_size)
@@ -100,6 +115,10 @@ class _BaseDataset(keras.utils.PyDataset):
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.training = self.shuffle if training is None else bool(training)
+        if (fit == "patches" and self.training and patches_per_epoch is not None
+                and patches_per_epoch < int(batch_size)):
+            raise ValueError(f"patches_per_epoch={patches_per_epoch} is less than one batch of "
+                             f"{int(batch_size)}; training needs patches_per_epoch >= batch_size")
         self.drop_remainder = self.shuffle if drop_remainder is None else bool(drop_remainder)
         self.normalization = normalization
         self._normalize = make_normalizer(normalization)
@@ -107,6 +126,11 @@ class _BaseDataset(keras.utils.PyDataset):
         self.fit = fit
         self.pad_value = pad_value
         self.tile_overlap = int(tile_overlap)
+        self.foreground_share = float(foreground_share)
+        self.patches_per_epoch = patches_per_epoch  # resolved in _make_items (training patches)
+        self._has_foreground = None  # {sample index: bool}, from the scan or read on first need
+        self._foreground_index = {} if cache else None  # {sample index: flat foreground pixels}
+        self._warned_background = False
         self.page = page
         self.on_error = on_error
         self.skipped: list[tuple] = []
@@ -118,6 +142,9 @@ class _BaseDataset(keras.utils.PyDataset):
             self._verify()
             self._scan(strict=True)
         self._items = self._make_items()
+        if (self.foreground_per_batch and self._has_foreground is not None
+                and not any(self._has_foreground.values())):
+            self._warn_background()
         if self.drop_remainder and len(self._items) < self.batch_size:
             raise ValueError(f"{len(self._items)} training samples are fewer than one batch "
                              f"of {self.batch_size}")
@@ -144,11 +171,15 @@ class _BaseDataset(keras.utils.PyDataset):
         workers = max(2, getattr(self, "workers", 1) or 1)
         keep = self._cache is not None
 
+        patches = self.fit == "patches"
+
         def read(sample):  # decoded data is kept only for the cache, else just the size
             pair = self._read_raw(sample)
-            if keep and self.fit not in ("random_crop", "tile"):
+            # fit="patches": which samples have foreground, for the forced patches
+            found = patches and pair[1] is not None and bool(np.any(pair[1]))
+            if keep and self.fit not in _WINDOWED:
                 pair = fit_pair(*pair, self.image_size, self.fit, pad_value=self.pad_value)
-            return pair[0].shape[:2], (pair if keep else None)
+            return pair[0].shape[:2], (pair if keep else None), found
 
         good, problems, results = check_samples(self.samples, read, workers)
         if problems and strict:
@@ -167,23 +198,48 @@ class _BaseDataset(keras.utils.PyDataset):
             raise ImageReadError(f"none of the {len(self.samples)} samples can be read; first "
                                  f"problem: {problems[0][1]}")
         self.samples = good
-        self._sizes = {i: size for i, (size, _) in results.items()}
+        self._sizes = {i: size for i, (size, _, _) in results.items()}
+        if patches:
+            self._has_foreground = {i: found for i, (_, _, found) in results.items()}
         if keep:
-            self._cache.update({i: pair for i, (_, pair) in results.items()})
+            self._cache.update({i: pair for i, (_, pair, _) in results.items()})
+
+    @property
+    def _random_patches(self) -> bool:
+        """Training with ``fit="patches"``: items are patches drawn anew every epoch."""
+        return self.fit == "patches" and self.training
+
+    def _image_sizes(self):
+        sizes = getattr(self, "_sizes", {})
+        return [sizes.get(i) or image_size(s.image) for i, s in enumerate(self.samples)]
+
+    def default_patches_per_epoch(self) -> int:
+        """``fit="patches"`` training without ``patches_per_epoch``: about as many patch pixels
+        an epoch as the images hold, ``len(samples) * max(1, round(median image pixels / patch
+        pixels))``, and at least one batch."""
+        pixels = float(np.median([h * w for h, w in self._image_sizes()]))
+        per_image = max(1, int(round(pixels / (self.image_size[0] * self.image_size[1]))))
+        return max(self.batch_size, len(self.samples) * per_image)
 
     def _make_items(self):
-        if self.fit != "tile":
+        if self._random_patches:
+            if self.patches_per_epoch is None:
+                self.patches_per_epoch = self.default_patches_per_epoch()
+            self.patches_per_epoch = int(self.patches_per_epoch)
+            # The sample and the window of each item are drawn when it is loaded.
+            return [(None, None)] * self.patches_per_epoch
+        if self.fit not in ("tile", "patches"):  # validation patches: the tile grid
             return [(i, None) for i in range(len(self.samples))]
         items = []
-        sizes = getattr(self, "_sizes", {})
-        for i, s in enumerate(self.samples):
-            h, w = sizes.get(i) or image_size(s.image)
+        for i, (h, w) in enumerate(self._image_sizes()):
             items += [(i, o) for o in tile_origins(h, w, self.image_size, self.tile_overlap)]
         return items
 
     def _make_order(self):
         n = len(self._items)
-        if not self.shuffle:
+        # Random patches are random draws already; their position in the batch decides which
+        # are forced onto foreground, so they keep their order.
+        if not self.shuffle or self._random_patches:
             return np.arange(n)
         return np.random.default_rng([self.seed, self._epoch]).permutation(n)
 
@@ -207,16 +263,98 @@ class _BaseDataset(keras.utils.PyDataset):
     @property
     def tiles(self):
         """``(sample, (y, x) or None)`` of each item, in item order (for stitching tiles)."""
+        if self._random_patches:
+            raise ValueError("training patches (fit='patches', training=True) are drawn anew "
+                             "every epoch; only validation patches form a tile grid")
         return [(self.samples[i], o) for i, o in self._items]
+
+    @property
+    def foreground_per_batch(self) -> int:
+        """Training patches forced onto foreground in each full batch (the last ones):
+        ``round(batch_size * foreground_share)``; 0 unless ``fit="patches"`` and training."""
+        if not self._random_patches:
+            return 0
+        return int(round(self.batch_size * self.foreground_share))
 
     # --------------------------------------------------------------------------- per sample
 
     def _read_raw(self, sample):
         raise NotImplementedError
 
+    def _whole(self, sample_index):
+        """The decoded image and mask of a sample (cached with ``cache``)."""
+        if self._cache is not None and sample_index in self._cache:
+            return self._cache[sample_index]
+        pair = self._read_raw(self.samples[sample_index])
+        if self._cache is not None:
+            self._cache[sample_index] = pair
+        return pair
+
+    def _foreground(self, sample_index, mask):
+        """Flat indices of the foreground pixels of a sample's mask (non-zero: binary
+        foreground, a class other than 0, an instance label); kept once per sample with
+        ``cache``."""
+        if self._foreground_index is not None and sample_index in self._foreground_index:
+            return self._foreground_index[sample_index]
+        index = np.flatnonzero(mask)
+        if mask.size < 2 ** 31:
+            index = index.astype(np.int32)
+        if self._foreground_index is not None:
+            self._foreground_index[sample_index] = index
+        return index
+
+    def _foreground_samples(self):
+        """Indices of the samples whose mask has foreground (known from the scan, else every
+        mask is read once, on the first forced patch that needs it)."""
+        if self._has_foreground is None:
+            self._has_foreground = {i: bool(np.any(self._whole(i)[1]))
+                                    for i in range(len(self.samples))}
+        return [i for i, found in sorted(self._has_foreground.items()) if found]
+
+    def _warn_background(self):
+        if not self._warned_background:
+            self._warned_background = True
+            warnings.warn(f"{type(self).__name__}: fit='patches' with foreground_share="
+                          f"{self.foreground_share:g}, but no mask of the {len(self.samples)} "
+                          f"sample(s) has foreground; every patch is placed at random",
+                          stacklevel=4, category=KerasmedWarning)
+
+    def _random_patch(self, item_index, rng):
+        """A training patch: a sample drawn uniformly, a window drawn uniformly, or, for the
+        last ``foreground_per_batch`` positions of each batch, a window around a random
+        foreground pixel (``foreground_patch_origin``; nnU-Net's foreground oversampling). A
+        forced patch whose sample has no foreground moves to a sample, drawn uniformly, that
+        has; with none, the patch stays random (warned once)."""
+        sample_index = int(rng.integers(0, len(self.samples)))
+        forced = item_index % self.batch_size >= self.batch_size - self.foreground_per_batch
+        origin = None
+        if forced and self._has_foreground is not None \
+                and not self._has_foreground.get(sample_index, True):
+            index = np.empty(0, np.int64)  # known from the scan to be background: not read
+        else:
+            image, mask = self._whole(sample_index)
+            index = self._foreground(sample_index, mask) if forced else None
+        if forced and index.size == 0:
+            others = self._foreground_samples()
+            if others:
+                sample_index = others[int(rng.integers(0, len(others)))]
+                image, mask = self._whole(sample_index)
+                index = self._foreground(sample_index, mask)
+            else:
+                self._warn_background()
+                image, mask = self._whole(sample_index)
+        if forced and index.size:
+            origin = foreground_patch_origin(index, image.shape[:2], self.image_size, rng)
+        if origin is None:
+            origin = random_patch_origin(image.shape[:2], self.image_size, rng)
+        return fit_pair(image, mask, self.image_size, "patches", pad_value=self.pad_value,
+                        origin=origin)
+
     def _fitted(self, item_index, rng):
+        if self._random_patches:
+            return self._random_patch(item_index, rng)
         sample_index, origin = self._items[item_index]
-        random_fit = self.fit in ("random_crop", "tile")
+        random_fit = self.fit in _WINDOWED
         cache_key = sample_index if random_fit else item_index
         if self._cache is not None and cache_key in self._cache:
             image, mask = self._cache[cache_key]
@@ -273,7 +411,8 @@ class SegmentationDataset(_BaseDataset):
         mask_threshold: binary masks: foreground is ``mask > threshold``; ``None``: automatic
             (0/1, 0/255, JPEG noise), with an error for masks that do not look binary.
         cache: keep decoded samples in memory (after fitting to ``image_size``, or whole
-            images for random crops and tiles). With ``use_multiprocessing`` each worker process
+            images for random crops, tiles and patches, with the foreground pixels of each
+            sample that a forced patch used). With ``use_multiprocessing`` each worker process
             holds its own cache.
         outputs: repeat the mask for models with several outputs (deep supervision): a list of
             output names gives a dict target per batch.
@@ -282,7 +421,11 @@ class SegmentationDataset(_BaseDataset):
         fit: how images reach ``image_size``: ``"resize"`` (stretch), ``"pad"`` (aspect kept,
             letterboxed), ``"center_crop"``, ``"random_crop"`` (random window when training,
             centre window otherwise), ``"tile"`` (every tile of a grid over each image: the
-            dataset's items are tiles; see ``tiles``).
+            dataset's items are tiles; see ``tiles``), ``"patches"`` (training:
+            ``patches_per_epoch`` windows at native scale, each from a sample drawn at random,
+            the last ``round(batch_size * foreground_share)`` of every batch forced to contain
+            foreground, as nnU-Net's ``oversample_foreground_percent``, Isensee et al. 2021;
+            validation: the tile grid of ``"tile"``).
         mask_mode: ``"binary"`` (float32 0/1 target, ``(H, W, 1)``, or with ``one_hot`` the
             two-class ``(H, W, 2)`` [background, foreground] target of softmax heads such as
             Micro-Net's; instance masks such as GlaS become ``label > 0``), ``"instances"``
@@ -307,7 +450,19 @@ class SegmentationDataset(_BaseDataset):
             (unreadable, truncated, unexpected mask values) are left out and listed in a warning
             and in ``skipped``.
         pad_value: fill value of letterbox and crop padding (masks are padded with 0).
-        tile_overlap: pixels shared by neighbouring tiles (``fit="tile"``).
+        tile_overlap: pixels shared by neighbouring tiles (``fit="tile"``, and validation with
+            ``fit="patches"``).
+        patches_per_epoch: ``fit="patches"``, training: items (patches) an epoch, at least
+            ``batch_size``. ``None``: ``len(samples) * max(1, round(median image pixels /
+            patch pixels))`` (about as many patch pixels as the images hold), at least one
+            batch; the value used is kept in ``patches_per_epoch``.
+        foreground_share: ``fit="patches"``, training: the share of each batch forced to
+            contain foreground (nnU-Net: 0.33; 0: every patch uniform, 1: every patch on
+            foreground). Foreground is any non-zero mask value: binary foreground, a class
+            other than 0, an instance label. A forced patch holds a random foreground pixel at
+            a random place in the window (``kerasmed.data.spatial.foreground_patch_origin``);
+            a sample without foreground gives its turn to one, drawn at random, that has; if
+            no sample has any, patches are random and a ``KerasmedWarning`` says so.
         page: TIFF page to read (``"all"`` stacks a single-channel stack as channels).
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of PyDataset.
     """
@@ -316,7 +471,9 @@ class SegmentationDataset(_BaseDataset):
                  seed: int = 0, normalization="auto", mask_threshold=None, cache: bool = False,
                  outputs=None, augment=None, fit: str = "resize", mask_mode: str = "binary",
                  num_classes: int | None = None, class_values=None, one_hot: bool = False,
-                 distance_normalize: bool = True, target_size=None, **kwargs):
+                 distance_normalize: bool = True, target_size=None,
+                 patches_per_epoch: int | None = None, foreground_share: float = 1 / 3,
+                 **kwargs):
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
         if class_values is not None:
@@ -346,7 +503,8 @@ class SegmentationDataset(_BaseDataset):
             raise ValueError(f"{len(missing)} sample(s) have no mask, e.g. {missing[0]}")
         super().__init__(samples, batch_size, image_size, channels=channels, shuffle=shuffle,
                          seed=seed, normalization=normalization, cache=cache, augment=augment,
-                         fit=fit, **kwargs)
+                         fit=fit, patches_per_epoch=patches_per_epoch,
+                         foreground_share=foreground_share, **kwargs)
 
     def _paths(self, sample):
         return [sample.image, sample.mask]

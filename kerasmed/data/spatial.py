@@ -1,4 +1,4 @@
-"""Bringing images and masks to the model's input size: resize, letterbox, crop, tile.
+"""Bringing images and masks to the model's input size: resize, letterbox, crop, tile, patch.
 
 Images are resized with area interpolation when shrinking and bilinear when enlarging; masks
 with centre-aligned nearest neighbour (``INTER_NEAREST_EXACT``), so they keep their label set and
@@ -11,9 +11,10 @@ import cv2
 import numpy as np
 
 __all__ = ["FIT_MODES", "resize_image", "resize_mask", "letterbox", "letterbox_window",
-           "fit_pair", "crop_pair", "crop_or_pad", "tile_origins"]
+           "fit_pair", "crop_pair", "crop_or_pad", "tile_origins", "random_patch_origin",
+           "foreground_patch_origin"]
 
-FIT_MODES = ("resize", "pad", "center_crop", "random_crop", "tile")
+FIT_MODES = ("resize", "pad", "center_crop", "random_crop", "tile", "patches")
 
 _NEAREST = getattr(cv2, "INTER_NEAREST_EXACT", cv2.INTER_NEAREST)
 
@@ -117,12 +118,69 @@ def tile_origins(height: int, width: int, size, overlap: int = 0) -> list[tuple[
     return [(y, x) for y in starts(height, th) for x in starts(width, tw)]
 
 
+def _axis_start(n: int, t: int, rng, low: int = 0, high: int | None = None) -> int:
+    """A window start along one axis of length ``n`` for a window of ``t``: uniform in
+    ``[low, high]`` clipped to the starts that keep the window inside (``0 .. n - t``); centred
+    (padded on both sides) when the axis is shorter than the window."""
+    if n <= t:
+        return (n - t) // 2
+    lo, hi = max(low, 0), min(n - t if high is None else high, n - t)
+    return int(rng.integers(lo, hi + 1))
+
+
+def random_patch_origin(shape, size, rng) -> tuple[int, int]:
+    """Top-left ``(y, x)`` of a ``size`` patch placed uniformly at random in a ``shape`` image.
+
+    Every placement inside the image is equally likely; along an axis shorter than the patch
+    the patch is centred (``crop_pair`` pads it), as ``fit="random_crop"`` does.
+    """
+    (h, w), (th, tw) = shape[:2], (int(size[0]), int(size[1]))
+    return _axis_start(int(h), th, rng), _axis_start(int(w), tw, rng)
+
+
+def foreground_patch_origin(foreground, shape, size, rng):
+    """Top-left ``(y, x)`` of a ``size`` patch that contains a random foreground pixel.
+
+    The foreground sampling of nnU-Net (Isensee et al. 2021, Nature Methods 18:203-211:
+    ``oversample_foreground_percent`` in ``nnUNetTrainer``) and MONAI's
+    ``RandCropByPosNegLabeld``: one foreground pixel is drawn uniformly, then the patch is
+    placed uniformly among the placements that contain that pixel and stay inside the image
+    (so the pixel lies anywhere in the patch, not always at its centre). Along an axis shorter
+    than the patch, the patch is centred as in ``random_patch_origin`` (it then covers the
+    whole axis, pixel included).
+
+    Args:
+        foreground: a ``shape`` mask (any non-zero value is foreground: binary masks, class
+            indices, instance labels), or the flat indices of its foreground pixels
+            (``np.flatnonzero(mask)``, a cheap thing to cache per image).
+        shape: ``(height, width)`` of the image.
+        size: ``(height, width)`` of the patch.
+        rng: a ``numpy.random.Generator``.
+
+    Returns:
+        ``(y, x)`` for ``crop_pair``, or ``None`` when there is no foreground pixel.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    th, tw = int(size[0]), int(size[1])
+    index = np.asarray(foreground)
+    if index.ndim >= 2:
+        if index.shape[:2] != (h, w):
+            raise ValueError(f"foreground mask is {index.shape[:2]}, expected {(h, w)}")
+        index = np.flatnonzero(index)
+    if index.size == 0:
+        return None
+    py, px = divmod(int(index[int(rng.integers(0, index.size))]), w)
+    return (_axis_start(h, th, rng, py - th + 1, py), _axis_start(w, tw, rng, px - tw + 1, px))
+
+
 def fit_pair(image, mask, size, mode: str = "resize", rng=None, pad_value=0, origin=None):
     """Bring ``image`` (and ``mask``, may be ``None``) to ``size`` by ``mode``.
 
     ``resize`` stretches; ``pad`` keeps the aspect ratio and pads (letterbox); ``center_crop``
     and ``random_crop`` cut a ``size`` window (padding images smaller than it), the random one
-    placed by ``rng``; ``tile`` cuts the window at ``origin``.
+    placed by ``rng``; ``tile`` cuts the window at ``origin``; ``patches`` cuts it at
+    ``origin`` when given (``foreground_patch_origin``, a grid tile), else like
+    ``random_crop``.
     """
     if mode == "resize":
         return resize_image(image, size), (None if mask is None else resize_mask(mask, size))
@@ -130,8 +188,11 @@ def fit_pair(image, mask, size, mode: str = "resize", rng=None, pad_value=0, ori
         out, _ = letterbox(image, size, pad_value)
         return out, (None if mask is None else letterbox(mask, size, 0, is_mask=True)[0])
     h, w = int(size[0]), int(size[1])
-    if mode == "tile":
+    if mode == "tile" or (mode == "patches" and origin is not None):
         y, x = origin
+    elif mode == "patches":
+        y, x = random_patch_origin(image.shape, size, rng) if rng is not None else \
+            ((image.shape[0] - h) // 2, (image.shape[1] - w) // 2)
     elif mode == "center_crop" or (mode == "random_crop" and rng is None):
         y, x = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
     elif mode == "random_crop":

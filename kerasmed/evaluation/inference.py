@@ -32,7 +32,7 @@ __all__ = ["InferenceSettings", "INFERENCE_MODES", "inference_mode", "model_inpu
            "eager_predict", "model_view", "TILE_BATCH"]
 
 INFERENCE_MODES = ("resize", "pad", "tile")
-_NATIVE_SCALE = ("center_crop", "random_crop", "tile")
+_NATIVE_SCALE = ("center_crop", "random_crop", "tile", "patches")
 #: Tiles a ``sliding_window`` call predicts at once. One tile at a time took 1.38x as long
 #: on a 2048x2048 image and 4 took 1.14x as long as 16 (``benchmarks/train_speed.py
 #: --sections predict``, ``benchmarks/RESULTS.md``); 16 model-sized tiles are small next to

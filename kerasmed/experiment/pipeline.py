@@ -285,7 +285,15 @@ class Experiment:
             distance_normalize=data["distance_normalize"],
             target_size=self._target_size(model, data["image_size"]),
             outputs=model.output_names if len(model.output_names) > 1 else None,
-            **self._common())
+            **self._patches(), **self._common())
+
+    def _patches(self):
+        """The random-patch settings, for ``data.fit: "patches"`` only."""
+        data = self.data
+        if data["fit"] != "patches":
+            return {}
+        return dict(patches_per_epoch=data["patches_per_epoch"],
+                    foreground_share=data["foreground_share"])
 
     def datasets(self, model, split: Split, classes=None):
         """The training and validation ``PyDataset`` of the experiment's task for ``model``."""
