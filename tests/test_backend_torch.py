@@ -30,6 +30,8 @@ CODE = """
         "transunet": dict(small, encoder="cnn", hidden_size=16, num_layers=1, num_heads=2,
                           mlp_dim=32, decoder_filters=(16, 8, 8, 4), decoder_conv_filters=16),
         "swin_unet": dict(small, filters=8, depth=2, head_dim=4, window_size=4),
+        "planned_unet": dict(input_shape=(32, 32, 3), widths=(4, 8, 16, 16),
+                             deep_supervision=True),
     }
     for family in ("backbone_unet", "fpn", "linknet", "pspnet"):
         size = 96 if family == "pspnet" else 64

@@ -176,15 +176,18 @@ def _kerasmed_imports(path):
 
 
 ABOVE = {  # each layer and the layers it must not import
-    "models": ("training", "evaluation", "experiment", "cli", "config"),
-    "data": ("training", "evaluation", "experiment", "cli", "config"),
-    "losses": ("models", "training", "evaluation", "experiment", "cli", "config"),
-    "metrics": ("models", "training", "evaluation", "experiment", "cli", "config"),
-    "names": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment"),
-    "runfiles": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment"),
-    "evaluation": ("training", "experiment", "cli", "config"),
-    "training": ("experiment", "cli", "config"),
-    "experiment": ("cli",),
+    "models": ("training", "evaluation", "experiment", "planning", "cli", "config"),
+    "data": ("training", "evaluation", "experiment", "planning", "cli", "config"),
+    "losses": ("models", "training", "evaluation", "experiment", "planning", "cli", "config"),
+    "metrics": ("models", "training", "evaluation", "experiment", "planning", "cli", "config"),
+    "names": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment",
+              "planning"),
+    "runfiles": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment",
+                 "planning"),
+    "evaluation": ("training", "experiment", "planning", "cli", "config"),
+    "training": ("experiment", "planning", "cli", "config"),
+    "experiment": ("planning", "cli"),
+    "planning": ("cli",),
 }
 
 

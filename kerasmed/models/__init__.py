@@ -25,6 +25,7 @@ from kerasmed.models.transunet import transunet  # noqa: E402
 from kerasmed.models.swin_unet import swin_unet  # noqa: E402
 from kerasmed.models.backbone_unetpp import UnetPlusPlus  # noqa: E402
 from kerasmed.models.deeplab import DeepLabV3Plus  # noqa: E402
+from kerasmed.models.planned_unet import planned_unet  # noqa: E402
 
 __all__ = ["build", "default_config", "get_spec", "list_models", "register_model", "unet",
            "attention_unet", "r2unet", "attention_r2unet", "unet_parts", "multiresunet",

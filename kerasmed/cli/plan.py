@@ -1,0 +1,68 @@
+"""``kerasmed-plan``: a planned experiment for a folder of images and masks, within a budget."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
+
+
+def _minutes(text):
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, got {text}")
+    return value
+
+
+def _plan_parser():
+    parser = argparse.ArgumentParser(
+        prog="kerasmed-plan",
+        description="Measure a dataset (fingerprint.json), plan every choice of an experiment "
+                    "from it within a training-time budget on this machine (plan.json: each "
+                    "decision and its reason) and write an experiment file that "
+                    "kerasmed-train runs (experiment.json).")
+    parser.add_argument("root", help="dataset folder")
+    parser.add_argument("--dataset", default="folder",
+                        help="reader of the folder's layout (default: folder, images/ and "
+                             "masks/ paired by stem)")
+    parser.add_argument("--budget", type=_minutes, default=10.0, metavar="MINUTES",
+                        help="minutes the whole plan may train, folds and post-processing "
+                             "included (default 10)")
+    parser.add_argument("--folds", type=int, metavar="K",
+                        help="folds of the cross-validation (1: a single run; default: as "
+                             "many as the budget affords)")
+    parser.add_argument("--output", default=None,
+                        help="folder for the plan (default: plans/<dataset folder name>)")
+    parser.add_argument("--seed", type=int, default=0, help="the experiment's seed")
+    parser.add_argument("--images-dir", default=None, help="folder reader: image folder")
+    parser.add_argument("--masks-dir", default=None, help="folder reader: mask folder")
+    add_verbose(parser)
+    return parser
+
+
+def plan_main(argv=None) -> int:
+    """Run ``kerasmed-plan``; returns 0, or 2 for bad input or a budget that cannot train a
+    useful model (the message gives the budget needed)."""
+    parser = _plan_parser()
+    args = parser.parse_args(argv)
+    if args.folds is not None and args.folds < 1:
+        parser.error(f"--folds must be at least 1, got {args.folds}")
+    quiet(args.verbose)
+    from pathlib import Path
+
+    from kerasmed.planning import plan_experiment
+
+    options = {k: v for k, v in (("images", args.images_dir), ("masks", args.masks_dir))
+               if v is not None}
+    output = Path(args.output) if args.output else Path("plans") / Path(args.root).resolve().name
+    try:
+        plan = plan_experiment(args.root, dataset=args.dataset, options=options,
+                               budget_minutes=args.budget, folds=args.folds, output=output,
+                               seed=args.seed)
+    except BAD_INPUT as err:
+        return bad_input("kerasmed-plan", err)
+    print("\n".join(plan.table()))
+    print(f"kerasmed-plan: expected {plan.expected_minutes:.1f} of {args.budget:g} min; "
+          f"train with: kerasmed-train {output / 'experiment.json'}")
+    return EXIT_CODES["done"]
