@@ -183,13 +183,20 @@ def _train_fraction(folds):
     return (folds - 1) / folds if folds > 1 else 0.8
 
 
-def _needed_budget(fp, candidate, cost) -> float:
-    """Minutes the smallest candidate needs for ``rules.MIN_STEPS`` in one run."""
-    n_val = max(1, round(0.2 * fp["n_images"]))
-    val_s = _tiles(fp, candidate, n_val) * cost.predict_s / candidate.batch + EPOCH_OVERHEAD_S
-    seconds = RUN_OVERHEAD_S + cost.trace_s + rules.MIN_STEPS * cost.step_s \
-        + rules.EPOCH_RANGE[0] * val_s
-    return math.ceil(seconds / 30) / 2  # up to the next half minute
+def _needed_budget(fp, candidate, cost, folds=1) -> float:
+    """Minutes of ``--budget`` that let ``candidate`` train ``rules.MIN_STEPS`` steps in each
+    of ``folds`` models, by the same schedule the plan uses (rounded up to a half minute)."""
+    def enough(seconds):
+        schedule = _schedule(fp, candidate, cost, seconds, folds, _train_fraction)
+        return schedule is not None and schedule.steps >= rules.MIN_STEPS
+
+    low, high = 0.0, 60.0
+    while not enough(high):
+        low, high = high, high * 2
+    for _ in range(30):
+        middle = (low + high) / 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return math.ceil(high / rules.BUDGET_SHARE / 30) / 2
 
 
 def _choose(fp, estimates, budget_s, folds):
@@ -207,6 +214,25 @@ def _choose(fp, estimates, budget_s, folds):
                 if schedule is not None and schedule.steps >= target:
                     return candidate
     return None
+
+
+def _with_folds(fp, estimates, budget_s, single):
+    """Cross-validation where the budget affords it without losing context: the most folds
+    (``rules.FOLD_CHOICES``, at most one per image) for which a candidate with the single
+    run's patch and a base of at least ``rules.MIN_BASE_WIDTH`` trains ``rules.FOLD_STEPS``
+    steps in each fold (the widest base, then the largest batch). Returns ``(candidate,
+    folds)``, or ``(single, 1)`` when no fold count fits."""
+    for k in rules.FOLD_CHOICES:
+        if k > fp["n_images"]:
+            continue
+        for candidate, cost in estimates:
+            if candidate.size != single.size or candidate.fit != single.fit \
+                    or candidate.widths[0] < rules.MIN_BASE_WIDTH:
+                continue
+            schedule = _schedule(fp, candidate, cost, budget_s, k, _train_fraction)
+            if schedule is not None and schedule.steps >= rules.FOLD_STEPS:
+                return candidate, k
+    return single, 1
 
 
 def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_minutes=10.0,
@@ -248,7 +274,11 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
     costs = {"reference": reference.record()}
     estimates = [(c, reference.scaled(c.units())) for c in candidates]
     chosen = _choose(fp, estimates, budget_s, folds)
-    fold_choices = (folds,) if folds is not None else rules.FOLD_CHOICES + (1,)
+    if chosen is not None and folds is None:
+        chosen, folds_planned = _with_folds(fp, estimates, budget_s, chosen)
+    else:
+        folds_planned = folds
+    fold_choices = (folds_planned,) if folds_planned is not None else (1,)
     n_groups = fp["n_images"]
     if chosen is None:
         smallest, cost = min(estimates, key=lambda item: item[1].step_s)
@@ -265,7 +295,7 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
         if k > 1 and k > n_groups:
             continue
         plan = _schedule(fp, chosen, measured, budget_s, k, _train_fraction)
-        needed = rules.FOLD_STEPS if k > 1 and folds is None else rules.MIN_STEPS
+        needed = rules.MIN_STEPS
         if plan is not None and plan.steps >= needed:
             break
         plan = None
@@ -274,7 +304,7 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
             f"measured at {measured.step_s:.3f} s a step, a budget of {budget_minutes:g} min "
             f"cannot train {chosen.widths} at {chosen.size[0]}x{chosen.size[1]} for "
             f"{rules.MIN_STEPS} steps{' in each of ' + str(folds) + ' folds' if folds else ''}; "
-            f"it needs about {_needed_budget(fp, chosen, measured) * (folds or 1):g} min")
+            f"it needs about {_needed_budget(fp, chosen, measured, folds or 1):g} min")
     decisions += _budget_decisions(fp, chosen, measured, plan, budget_minutes, folds)
     decisions += [loss, optimizer, schedule, rules.augmentation_rule(chosen.size),
                   rules.cache_rule(fp, channels)]

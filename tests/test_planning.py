@@ -1,0 +1,154 @@
+"""kerasmed-plan: every rule on constructed fingerprints, the budget, and the planned
+experiment file trained end to end."""
+
+import json
+
+import pytest
+
+from kerasmed.planning import PlanError, plan_from_fingerprint
+from kerasmed.planning import rules
+from kerasmed.planning.probe import StepCost
+
+# A machine on which a step costs 2e-8 s an activation unit plus 5 ms (about this project's
+# 2-core CPU for small U-Nets), so that the rules are tested without training anything.
+SECONDS_PER_UNIT = 2e-8
+
+
+def fake_measure(candidate):
+    units = candidate.units()
+    step = 0.005 + SECONDS_PER_UNIT * units
+    return StepCost(step, step / 3, 2.0, units)
+
+
+def fingerprint(n=20, shape=(256, 256), dtype="uint8", channels=3, minor=10.0, diameter=20.0,
+                foreground=0.1):
+    """The figures of a fingerprint the rules read, for ``n`` images of one ``shape``."""
+    images = [{"image": f"{i}.png", "height": shape[0], "width": shape[1], "channels": channels,
+               "dtype": dtype} for i in range(n)]
+    return {"kind": "segmentation", "n_images": n, "mask_mode": "binary", "images": images,
+            "median_shape": [float(shape[0]), float(shape[1])], "channels": [channels],
+            "dtypes": [dtype],
+            "components": {"minor_axis_length": {"min": minor, "median": minor * 2, "max": 99},
+                           "equivalent_diameter": {"min": diameter / 2, "median": diameter,
+                                                   "max": 99}},
+            "foreground_fraction": {"min": 0.0, "median": foreground, "max": 0.5,
+                                    "mean": foreground},
+            "classes": None}
+
+
+def decisions(plan):
+    return {d.key: d.value for d in plan.decisions}
+
+
+def test_large_16_bit_frames_with_small_objects_get_native_patches_and_percentiles(tmp_path):
+    fp = fingerprint(n=15, shape=(700, 1100), dtype="uint16", channels=1, minor=3.0,
+                     diameter=8.0, foreground=0.003)
+    plan = plan_from_fingerprint(fp, tmp_path, budget_minutes=10, measure=fake_measure)
+    d = decisions(plan)
+    assert d["data.fit"] == "patches" and d["data.channels"] == 1
+    assert d["data.normalization"]["method"] == "percentile"
+    assert d["data.foreground_share"] == pytest.approx(1 / 3)
+    h, w = d["data.image_size"]
+    pools = len(d["model.params.widths"]) - 1
+    assert h % 2 ** pools == 0 and w % 2 ** pools == 0
+    assert h / 2 ** pools >= rules.MIN_FEATURE_MAP / 2  # the bottleneck keeps >= 4 px
+    assert min(h, w) >= rules.PATCH_DIAMETERS * 8.0 or min(h, w) == rules.MIN_PATCH
+    assert d["data.patches_per_epoch"] == d["training.batch_size"] * (
+        plan.experiment["data"]["patches_per_epoch"] // d["training.batch_size"])
+    assert plan.expected_minutes <= 10
+    # Every decision carries its rule and reason into plan.json.
+    record = plan.record()
+    assert all(r["rule"] and r["reason"] for r in record["decisions"])
+    json.dumps(record, allow_nan=False)
+
+
+def test_small_uniform_rgb_images_are_resized_whole(tmp_path):
+    plan = plan_from_fingerprint(fingerprint(n=40, shape=(96, 128)), tmp_path,
+                                 budget_minutes=10, measure=fake_measure)
+    d = decisions(plan)
+    assert d["data.fit"] == "resize" and d["data.image_size"] == [96, 128]
+    assert d["data.normalization"] == "dtype_range" and d["data.channels"] == 3
+    assert "data.patches_per_epoch" not in d
+
+
+def test_large_images_with_large_objects_are_shrunk_keeping_the_aspect(tmp_path):
+    plan = plan_from_fingerprint(fingerprint(n=40, shape=(1024, 1536), minor=120,
+                                             diameter=200), tmp_path, budget_minutes=10,
+                                 measure=fake_measure)
+    d = decisions(plan)
+    h, w = d["data.image_size"]
+    assert d["data.fit"] == "resize" and w > h and abs(w / h - 1.5) < 0.2
+
+
+def test_a_tiny_budget_shrinks_the_network_and_an_impossible_one_is_refused(tmp_path):
+    fp = fingerprint(n=30, shape=(512, 512), minor=2.0, diameter=30.0)
+    big = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=60,
+                                          measure=fake_measure))
+    small = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=2,
+                                            measure=fake_measure))
+    cost = [d["data.image_size"][0] * d["data.image_size"][1] * d["model.params.widths"][0]
+            * d["training.batch_size"] for d in (big, small)]
+    assert cost[1] < cost[0]
+    assert big["training.folds"] is not None and big["postprocess.select"]
+    with pytest.raises(PlanError, match=r"needs about [0-9.]+ min \(--budget\)") as err:
+        plan_from_fingerprint(fp, tmp_path, budget_minutes=0.05, measure=fake_measure)
+    needed = float(str(err.value).split("needs about ")[1].split(" min")[0])
+    # The budget it asks for is enough: planning with it succeeds.
+    plan_from_fingerprint(fp, tmp_path, budget_minutes=needed, measure=fake_measure)
+
+
+def test_folds_given_are_kept_and_bad_ones_refused(tmp_path):
+    fp = fingerprint(n=12, shape=(64, 64))
+    d = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=20, folds=3,
+                                        measure=fake_measure))
+    assert d["training.folds"] == 3 and d["postprocess.select"]
+    d = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=20, folds=1,
+                                        measure=fake_measure))
+    assert d["training.folds"] is None and not d["postprocess.select"]
+    with pytest.raises(PlanError, match="--folds"):
+        plan_from_fingerprint(fp, tmp_path, budget_minutes=20, folds=13, measure=fake_measure)
+
+
+def test_rotation_follows_the_patch_aspect():
+    assert rules.augmentation_rule([64, 64]).value[0]["max_left_rotation"] == 180
+    assert rules.augmentation_rule([64, 128]).value[0]["max_left_rotation"] == 15
+
+
+def test_pooling_stops_at_the_smallest_feature_map():
+    assert rules.pools_for(32) == 3 and rules.pools_for(64) == 4 and rules.pools_for(8) == 1
+    assert rules.pools_for(4096) == rules.MAX_POOLS
+
+
+def test_plan_command_writes_a_plan_that_trains(tmp_path, monkeypatch):
+    """The user's path: kerasmed-plan on a folder, then kerasmed-train of its experiment."""
+    from kerasmed.cli import plan_main, train_main
+    from kerasmed.data.synthetic import generate_polyp_dataset
+
+    monkeypatch.chdir(tmp_path)
+    generate_polyp_dataset(tmp_path / "polyps", n_images=12, height=48, width=64, seed=0)
+    out = tmp_path / "plan"
+    assert plan_main([str(tmp_path / "polyps"), "--budget", "2", "--output", str(out),
+                      "--folds", "1"]) == 0
+    experiment = json.loads((out / "experiment.json").read_text())
+    plan = json.loads((out / "plan.json").read_text())
+    assert experiment["model"]["name"] == "planned_unet"
+    assert plan["costs"]["chosen"]["step_s"] > 0 and plan["expected_minutes"] <= 2
+    assert json.loads((out / "fingerprint.json").read_text())["n_images"] == 12
+    # A second plan into the same folder is refused: plans are never overwritten.
+    assert plan_main([str(tmp_path / "polyps"), "--output", str(out)]) == 2
+    assert train_main([str(out / "experiment.json"), "--output", str(tmp_path / "runs"),
+                       "--set", "training.epochs=1"]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "completed"
+
+
+def test_plan_command_answers_bad_input_in_one_line(tmp_path, capsys):
+    from kerasmed.cli import plan_main
+
+    assert plan_main([str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+    for budget in ("-1", "nan", "inf"):
+        with pytest.raises(SystemExit) as err:
+            plan_main([str(tmp_path), "--budget", budget])
+        assert err.value.code == 2
