@@ -20,7 +20,7 @@ from kerasmed.data.readers import DatasetLayoutError, read_dataset
 from kerasmed.experiment.schema import ConfigError, section_defaults, validate_config
 from kerasmed.models.planned_unet import planned_unet_activation_units
 from kerasmed.planning import rules
-from kerasmed.planning.probe import StepCost, measure_step
+from kerasmed.planning.probe import StepCost, measure_loader, measure_step
 from kerasmed.runfiles import write_json_atomic
 
 __all__ = ["Plan", "plan_experiment", "plan_from_fingerprint", "Candidate", "PLAN_FILES",
@@ -236,11 +236,12 @@ def _with_folds(fp, estimates, budget_s, single):
 
 
 def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_minutes=10.0,
-                          folds=None, seed=0, measure=None, name=None) -> Plan:
+                          folds=None, seed=0, measure=None, name=None, samples=None) -> Plan:
     """Plan an experiment for the dataset ``fp`` describes (its ``root`` and reader).
 
     ``measure(candidate) -> StepCost`` times a candidate on this machine (default: a probe of
-    a few train steps, ``measure_step``); the first call calibrates the cost of the others,
+    a few train steps, ``measure_step``, plus the loader's time a batch on ``samples`` when
+    they are given); the first call calibrates the cost of the others,
     the chosen candidate is measured again. ``folds`` overrides the number of folds (1: a
     single run). Raises ``rules.PlanError`` when the dataset cannot be planned or the budget
     cannot train even the smallest candidate for ``rules.MIN_STEPS`` steps (the message gives
@@ -264,7 +265,7 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
     training = section_defaults("training")
     training.update(loss=loss.value, optimizer=optimizer.value, lr_schedule=schedule.value,
                     verbose=2)
-    measure = measure or _probe(training, channels)
+    measure = measure or _probe(training, channels, samples, decisions[1].value)
 
     candidates = _candidates(fp, channels)
     if not candidates:
@@ -389,10 +390,18 @@ def _experiment(fp, root, dataset, options, decisions, mask_mode, seed, name, bu
         raise RuntimeError(f"the planned experiment does not validate: {err}") from err
 
 
-def _probe(training, channels):
+def _probe(training, channels, samples=None, normalization="auto"):
+    """``measure(candidate)``: the network's step (``measure_step``) plus, given the
+    ``samples``, the loader's time a batch with the planned augmentation
+    (``measure_loader``)."""
     def measure(candidate):
-        return measure_step(MODEL, candidate.params(), (*candidate.size, channels),
+        cost = measure_step(MODEL, candidate.params(), (*candidate.size, channels),
                             candidate.batch, training, candidate.units())
+        if samples:
+            cost = cost.plus_loader(measure_loader(
+                samples, candidate.fit, candidate.size, candidate.batch, channels,
+                normalization, rules.augmentation_rule(candidate.size).value))
+        return cost
     return measure
 
 
@@ -420,7 +429,7 @@ def plan_experiment(root, *, dataset="folder", options=None, budget_minutes=10.0
     fp = compute_fingerprint(samples, workers=workers)
     plan = plan_from_fingerprint(fp, root, dataset=dataset, options=options,
                                  budget_minutes=budget_minutes, folds=folds, seed=seed,
-                                 measure=measure)
+                                 measure=measure, samples=samples)
     if output is not None:
         plan.write(output)
     return plan

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["StepCost", "measure_step"]
+__all__ = ["StepCost", "measure_step", "measure_loader"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,10 @@ class StepCost:
     predict_s: float
     trace_s: float
     units: float
+
+    def plus_loader(self, seconds: float) -> StepCost:
+        """The cost with the loader's ``seconds`` a batch added to each train step."""
+        return StepCost(self.step_s + seconds, self.predict_s, self.trace_s, self.units)
 
     def scaled(self, units: float) -> StepCost:
         """The cost of a configuration with ``units`` activation units a step, assuming time
@@ -79,3 +83,27 @@ def measure_step(model_name: str, params: dict, input_shape, batch_size: int, tr
     predict_s = time.perf_counter() - start
     keras.backend.clear_session()
     return StepCost(float(np.median(times)), predict_s, trace_s, float(units))
+
+
+def measure_loader(samples, fit: str, size, batch_size: int, channels: int, normalization,
+                   augmentation, batches: int = 4, seed: int = 0) -> float:
+    """Seconds kerasmed's training loader takes for one batch of this configuration (read
+    from its cache, fitted, augmented and normalised), the median of ``batches`` batches
+    after one pass that fills the cache. With one worker, ``fit`` waits for each batch, so
+    this adds to every step."""
+    from kerasmed.data.dataset import SegmentationDataset
+
+    samples = list(samples)[:max(batch_size, 16)]
+    extra = {"patches_per_epoch": batch_size * batches} if fit == "patches" else {}
+    dataset = SegmentationDataset(samples, batch_size, size, channels=channels, shuffle=True,
+                                  seed=seed, normalization=normalization, cache=True,
+                                  augment=augmentation, fit=fit, **extra)
+    count = min(batches, len(dataset))
+    for i in range(count):  # fills the cache
+        dataset[i]
+    times = []
+    for i in range(count):
+        start = time.perf_counter()
+        dataset[i]
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
