@@ -119,7 +119,7 @@ def test_pooling_stops_at_the_smallest_feature_map():
     assert rules.pools_for(4096) == rules.MAX_POOLS
 
 
-def test_plan_command_writes_a_plan_that_trains(tmp_path, monkeypatch):
+def test_plan_command_writes_a_plan_that_trains(tmp_path, monkeypatch, capsys):
     """The user's path: kerasmed-plan on a folder, then kerasmed-train of its experiment."""
     from kerasmed.cli import plan_main, train_main
     from kerasmed.data.synthetic import generate_polyp_dataset
@@ -141,6 +141,17 @@ def test_plan_command_writes_a_plan_that_trains(tmp_path, monkeypatch):
     (run,) = (tmp_path / "runs").iterdir()
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed"
+    # Training shows what is left of the plan's budget.
+    assert "budget after epoch 1:" in capsys.readouterr().out
+
+
+def test_budget_clock_counts_from_the_start_it_is_given():
+    import time
+
+    from kerasmed.training.callbacks import BudgetClock
+
+    assert "min left" in BudgetClock(10).line(0)
+    assert "1.0 min over" in BudgetClock(1, started=time.time() - 120).line(4)
 
 
 def test_plan_command_answers_bad_input_in_one_line(tmp_path, capsys):

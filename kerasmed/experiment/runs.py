@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import shutil
+import time
 from pathlib import Path
 
 import keras
@@ -21,6 +22,7 @@ from kerasmed.experiment.pipeline import Experiment
 from kerasmed.experiment.postselect import select_postprocessing
 from kerasmed.experiment.schema import ConfigError
 from kerasmed.runfiles import create_run_dir, write_json_atomic
+from kerasmed.training.callbacks import BudgetClock
 from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.trainer import read_summary, run_training
 
@@ -56,14 +58,16 @@ def _experiment(config, config_path):
 
 @_with_policy
 def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=None,
-          extra_callbacks=()) -> Path:
+          extra_callbacks=(), budget_started=None) -> Path:
     """Train the experiment ``config`` (as returned by ``load_config``, or an ``Experiment``).
 
     Everything that can be checked (dataset, split, model parameters, monitor, targets) is
     checked before the run directory is created, so a bad experiment leaves nothing behind. The
     run directory is a new ``output_root/<name>_<timestamp>``, or ``run_dir`` (which must not
     exist yet). ``fold=(k, i)`` validates on fold ``i`` of a group-aware ``k``-fold split.
-    ``extra_callbacks`` join the run's own (kerasmed-tune's pruning).
+    ``extra_callbacks`` join the run's own (kerasmed-tune's pruning). With
+    ``training.budget_minutes`` each epoch ends with the budget left, counted from
+    ``budget_started`` (``time.time()``; default: now).
 
     Returns:
         The run directory.
@@ -91,6 +95,9 @@ def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=No
     if experiment.source is not None:
         shutil.copyfile(experiment.source, run_dir / "config.source.json")
     write_json_atomic(run_dir / "split.json", split.record)
+    if training["budget_minutes"] is not None and training["verbose"]:
+        extra_callbacks = [*extra_callbacks, BudgetClock(training["budget_minutes"],
+                                                         budget_started)]
     return run_training(config, run_dir, model, train_ds, val_ds, replicas=replicas,
                         skipped=skipped, extra_callbacks=extra_callbacks)
 
@@ -131,11 +138,13 @@ def train_kfold(config, k: int | None = None, output_root="runs", config_path=No
                            f"least 2 folds, got {k}"])
     make_split(experiment.samples(), "kfold", seed=config["seed"], k=k, fold=0)
     parent = create_run_dir(output_root, f"{config['name']}_{k}fold")
+    started = time.time()
     monitor = config["training"]["monitor"]
     rows = []
     for i in range(k):
         keras.backend.clear_session()
-        fold_dir = train(experiment, output_root, run_dir=parent / f"fold_{i + 1}", fold=(k, i))
+        fold_dir = train(experiment, output_root, run_dir=parent / f"fold_{i + 1}", fold=(k, i),
+                         budget_started=started)
         best = read_summary(fold_dir)["best"]
         row = {"fold": str(i + 1), "best_epoch": best["epoch"] if best else None}
         if best:

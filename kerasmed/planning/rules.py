@@ -235,8 +235,8 @@ def loss_rule(mask_mode: str) -> Decision:
 def optimizer_rule() -> tuple[Decision, Decision]:
     """Adam (lr 1e-3) with cosine decay to 1 % over the run. nnU-Net trains with SGD
     (Nesterov, momentum 0.99, lr 1e-2, poly decay) for 250,000 steps; kerasmed's budgets give
-    a few hundred to a few thousand, where Adam is the usual faster start.
-    ``benchmarks/planner.py --optimizers`` measures the two on the same plans."""
+    a few hundred to a few thousand, where Adam is the usual faster start. Not yet measured
+    against SGD on these budgets."""
     optimizer = {"name": "adam", "learning_rate": 1e-3}
     schedule = {"name": "CosineDecay", "alpha": 0.01}
     reason = "Adam 1e-3 with cosine decay: budgets of hundreds to thousands of steps"

@@ -3,6 +3,7 @@ and, for classifiers, per-class validation figures."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -161,3 +162,25 @@ class ClassificationMetrics(keras.callbacks.Callback):
             logs[f"val_auc_{row[1]}"] = row.auc
         plot_confusion_matrix(summary["confusion_matrix"], self.classes,
                               self.run_dir / "confusion_matrix.png")
+
+
+class BudgetClock(keras.callbacks.Callback):
+    """Prints, after each epoch, how much of a planned time budget (``training.budget_minutes``)
+    is used and how much is left, counted from ``started`` (``time.time()``; a k-fold parent
+    passes its own start, so every fold counts against one budget)."""
+
+    def __init__(self, budget_minutes: float, started: float | None = None, stream=None):
+        super().__init__()
+        self.budget_s = 60.0 * float(budget_minutes)
+        self.started = time.time() if started is None else float(started)
+        self.stream = stream
+
+    def line(self, epoch: int) -> str:
+        used = time.time() - self.started
+        left = self.budget_s - used
+        state = f"{left / 60:.1f} min left" if left >= 0 else f"{-left / 60:.1f} min over"
+        return (f"kerasmed: budget after epoch {epoch + 1}: {used / 60:.1f} of "
+                f"{self.budget_s / 60:g} min used, {state}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        print(self.line(epoch), file=self.stream or sys.stdout, flush=True)
