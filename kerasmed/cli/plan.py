@@ -37,6 +37,9 @@ def _plan_parser():
     parser.add_argument("--seed", type=int, default=0, help="the experiment's seed")
     parser.add_argument("--images-dir", default=None, help="folder reader: image folder")
     parser.add_argument("--masks-dir", default=None, help="folder reader: mask folder")
+    parser.add_argument("--mask-type", choices=("binary", "instances"), default=None,
+                        help="folder reader: the masks hold instance labels (nuclei); "
+                             "foreground is label > 0")
     add_verbose(parser)
     return parser
 
@@ -53,8 +56,8 @@ def plan_main(argv=None) -> int:
 
     from kerasmed.planning import plan_experiment
 
-    options = {k: v for k, v in (("images", args.images_dir), ("masks", args.masks_dir))
-               if v is not None}
+    options = {k: v for k, v in (("images", args.images_dir), ("masks", args.masks_dir),
+                                 ("mask_type", args.mask_type)) if v is not None}
     output = Path(args.output) if args.output else Path("plans") / Path(args.root).resolve().name
     try:
         plan = plan_experiment(args.root, dataset=args.dataset, options=options,

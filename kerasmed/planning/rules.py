@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Decision", "PlanError", "MIN_FEATURE_MAP", "MAX_POOLS", "WIDTH_CAP", "BASE_WIDTHS",
-           "MIN_MINOR_AXIS", "MIN_BASE_WIDTH", "PATCH_DIAMETERS", "MAX_PATCH", "MIN_PATCH", "FOREGROUND_SHARE",
+           "MIN_MINOR_AXIS", "MIN_BASE_WIDTH", "SPECK_RATIO", "PATCH_DIAMETERS", "MAX_PATCH", "MIN_PATCH", "FOREGROUND_SHARE",
            "BATCH_PIXEL_SHARE", "BATCH_RANGE", "BATCH_STEPS", "BUDGET_SHARE", "TARGET_STEPS", "MIN_STEPS", "FOLD_STEPS",
            "FOLD_CHOICES", "EPOCH_RANGE", "VALIDATION_SHARE", "channels_rule",
            "normalization_rule", "pools_for", "patch_rule", "widths_rule", "batch_rule",
@@ -39,6 +39,8 @@ MIN_BASE_WIDTH = 16
 # --- resolution and patch -------------------------------------------------------------------
 #: Resizing is allowed only while the smallest objects keep a minor axis of this many pixels.
 MIN_MINOR_AXIS = 4.0
+#: Objects whose minor axis is under the median's / this are specks, not the smallest objects.
+SPECK_RATIO = 4
 #: A patch should be at least this many median object diameters wide (context around objects).
 PATCH_DIAMETERS = 4
 #: The largest patch side tried (nnU-Net starts at 2048 in 2D and shrinks to fit a GPU; a CPU
@@ -154,7 +156,11 @@ def patch_rule(fp, max_side: int = MAX_PATCH):
     """
     h, w = fp["median_shape"]
     components = fp.get("components") or {}
-    minor = (components.get("minor_axis_length") or {}).get("min")
+    axes = components.get("minor_axis_length") or {}
+    # The smallest objects, but not specks far below the median (single pixels, objects cut
+    # by an image's border): they would forbid any resizing.
+    minor = None if axes.get("min") is None else max(axes["min"], (axes.get("median") or 0)
+                                                     / SPECK_RATIO)
     diameter = (components.get("equivalent_diameter") or {}).get("median")
     scale = min(1.0, max_side / h, max_side / w)
     figures = {"median_shape": [h, w], "smallest_minor_axis": minor,
