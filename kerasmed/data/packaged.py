@@ -44,9 +44,9 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from kerasmed.data.folders import write_folder_dataset
 from kerasmed.data.io import read_image, read_label_mask
 from kerasmed.names import unknown_name_message
 
@@ -94,16 +94,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
-    # imencode + tofile also works for paths with non-ASCII characters, unlike cv2.imwrite.
-    if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    buf.tofile(str(path))
-
-
 def _identity(manifest: dict) -> dict:
     """What decides whether a folder holds the requested extraction (not the package version
     alone: a new release that ships the same files gives the same dataset)."""
@@ -135,18 +125,8 @@ def _write_dataset(root, manifest: dict, samples) -> Path:
         raise FileExistsError(f"{root} holds the packaged dataset {differs}, not the requested "
                               f"{want['dataset']!r} with options {want['options']}; choose "
                               f"another root or delete that folder")
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists and is not a kerasmed packaged dataset; refusing to "
-                              f"write into it")
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(exist_ok=True)
-    n = 0
-    for stem, image, mask in samples:
-        _write_png(root / "images" / f"{stem}.png", image)
-        _write_png(root / "masks" / f"{stem}.png", mask)
-        n += 1
-    manifest = dict(manifest, n_samples=n)
-    path.write_text(json.dumps(manifest, indent=2))
+    write_folder_dataset(root, samples, MANIFEST, lambda n: dict(manifest, n_samples=n),
+                         "packaged dataset")
     return root
 
 

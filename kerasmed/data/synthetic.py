@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from kerasmed.data.folders import write_folder_dataset
+
 __all__ = ["make_polyp_image", "generate_polyp_dataset", "MANIFEST", "SYNTHETIC_DATASETS"]
 
 MANIFEST = "kerasmed_synthetic.json"
@@ -122,16 +124,6 @@ def make_polyp_image(rng: np.random.Generator, height: int = 288, width: int = 3
     return image, mask * 255
 
 
-def _write_png(path: Path, array):
-    # cv2.imencode + tofile also works for paths with non-ASCII characters, unlike cv2.imwrite.
-    if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise OSError(f"could not encode {path}")
-    buf.tofile(str(path))
-
-
 def generate_polyp_dataset(root, n_images: int = 200, height: int = 288, width: int = 384,
                            seed: int = 0) -> Path:
     """Write the synthetic polyp dataset to ``root`` (``images/`` and ``masks/``), if not there.
@@ -154,18 +146,12 @@ def generate_polyp_dataset(root, n_images: int = 200, height: int = 288, width: 
         raise FileExistsError(
             f"{root} holds a synthetic dataset made with {found}, not the requested {params}; "
             f"choose another data.root or delete that folder")
-    if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} exists and is not a kerasmed synthetic dataset; "
-                              f"refusing to write into it")
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(exist_ok=True)
-    for k in range(n_images):
-        rng = np.random.default_rng([seed, k])
-        image, mask = make_polyp_image(rng, height, width)
-        _write_png(root / "images" / f"{k:04d}.png", image)
-        _write_png(root / "masks" / f"{k:04d}.png", mask)
-    # The manifest goes last: a half-written folder is never mistaken for a complete one.
-    manifest.write_text(json.dumps(params, indent=2))
+    def pairs():
+        for k in range(n_images):
+            image, mask = make_polyp_image(np.random.default_rng([seed, k]), height, width)
+            yield f"{k:04d}", image, mask
+
+    write_folder_dataset(root, pairs(), MANIFEST, params, "synthetic dataset")
     return root
 
 

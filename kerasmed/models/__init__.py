@@ -31,4 +31,4 @@ __all__ = ["build", "default_config", "get_spec", "list_models", "register_model
            "attention_unet", "r2unet", "attention_r2unet", "unet_parts", "multiresunet",
            "drrmsan", "Unet", "FPN", "Linknet", "PSPNet", "kidney_segnet", "micronet",
            "residual_attention_network", "unet_plus_plus", "unet_3plus", "u2net", "vnet_2d",
-           "resunet_a", "transunet", "swin_unet", "UnetPlusPlus", "DeepLabV3Plus"]
+           "resunet_a", "transunet", "swin_unet", "UnetPlusPlus", "DeepLabV3Plus", "planned_unet"]
