@@ -10,8 +10,19 @@ process, timed as a whole.
 
 Usage::
 
+    python benchmarks/planner.py --prepare DATA_DIR      # the three sets below, train and test
+    python benchmarks/planner.py --standard DATA_DIR [--budget MINUTES]
     python benchmarks/planner.py --case NAME TRAIN_DIR TEST_DIR HAND.json MINUTES [--case ...]
         [--output bench_planner]
+
+``--prepare`` writes, under DATA_DIR, train and test folders of three sets (binary 0/255
+masks): ``polyps`` (kerasmed's synthetic polyps, 200 training frames as the quickstart's, 60
+test frames of another seed), ``dsb`` (the Data Science Bowl nuclei image stardist ships, 64
+tiles of 64 px; the lower-right quadrant's 16 tiles are the test set) and ``mni`` (nilearn's
+MNI152 template, grey matter, axial slices 30..140 every 2 mm; every fourth slice is the test
+set). ``--standard`` runs them against the hand-written experiments of
+``benchmarks/planner_cases/``. The real sets are small and correlated (one field of view, one
+template volume): they show the planner on real images, not generalisation.
 
 Run on an otherwise idle machine: the planner measures this machine's step time, and another
 job beside it makes the plan (and the timings) wrong.
@@ -71,13 +82,77 @@ def run_case(name, train_dir, test_dir, hand, minutes, output: Path) -> dict:
             "planned Dice": _test_dice(planned_target, test_dir)}
 
 
+CASES = Path(__file__).parent / "planner_cases"
+
+
+def _binary_copy(pairs, root: Path):
+    """Write ``(stem, image path, mask path)`` pairs to ``root`` with 0/255 masks."""
+    from kerasmed.data.folders import write_png
+    from kerasmed.data.io import read_image, read_label_mask
+
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for stem, image, mask in pairs:
+        write_png(root / "images" / f"{stem}.png", read_image(image))
+        write_png(root / "masks" / f"{stem}.png",
+                  ((read_label_mask(mask) > 0) * 255).astype("uint8"))
+
+
+def prepare(data_dir) -> dict:
+    """Write the three sets' train and test folders under ``data_dir``; returns
+    ``{name: (train, test)}``."""
+    import shutil
+    import tempfile
+
+    from kerasmed.data.packaged import extract_dsb2018_stardist, extract_mni152_nilearn
+    from kerasmed.data.readers import read_dataset
+    from kerasmed.data.synthetic import generate_polyp_dataset
+
+    data_dir = Path(data_dir)
+    out = {"polyps": (data_dir / "polyps_train", data_dir / "polyps_test")}
+    generate_polyp_dataset(out["polyps"][0], n_images=200, height=192, width=256, seed=0)
+    generate_polyp_dataset(out["polyps"][1], n_images=60, height=192, width=256, seed=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        dsb = extract_dsb2018_stardist(Path(tmp) / "dsb", tile=64)
+        mni = extract_mni152_nilearn(Path(tmp) / "mni", slices=list(range(30, 141, 2)))
+        for name, root, is_test in (
+                ("dsb", dsb, lambda stem: int(stem.split("_y")[1][:3]) >= 256
+                 and int(stem.split("_x")[1][:3]) >= 256),
+                ("mni", mni, lambda stem: int(stem.rsplit("_z", 1)[1]) % 8 == 0)):
+            samples = read_dataset("folder", root, mask_type="instances")
+            train, test = data_dir / f"{name}_train", data_dir / f"{name}_test"
+            for target, keep in ((train, False), (test, True)):
+                if target.exists():
+                    shutil.rmtree(target)
+                _binary_copy([(s.image.stem, s.image, s.mask) for s in samples
+                              if is_test(s.image.stem) == keep], target)
+            out[name] = (train, test)
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--case", nargs=5, action="append", required=True,
+    parser.add_argument("--case", nargs=5, action="append",
                         metavar=("NAME", "TRAIN_DIR", "TEST_DIR", "HAND_JSON", "MINUTES"))
+    parser.add_argument("--prepare", metavar="DATA_DIR")
+    parser.add_argument("--standard", metavar="DATA_DIR")
+    parser.add_argument("--budget", type=float, default=3.0)
     parser.add_argument("--output", default="bench_planner")
     args = parser.parse_args(argv)
-    rows = [run_case(n, tr, te, h, float(m), Path(args.output)) for n, tr, te, h, m in args.case]
+    if args.prepare:
+        for name, (train, test) in prepare(args.prepare).items():
+            print(f"{name}: {train} ({len(list((train / 'images').iterdir()))} images), "
+                  f"{test} ({len(list((test / 'images').iterdir()))} images)")
+        return
+    cases = list(args.case or [])
+    if args.standard:
+        root = Path(args.standard)
+        cases += [(n, str(root / f"{n}_train"), str(root / f"{n}_test"),
+                   str(CASES / f"hand_{n}.json"), str(args.budget))
+                  for n in ("polyps", "dsb", "mni")]
+    if not cases:
+        parser.error("give --prepare, --standard or --case")
+    rows = [run_case(n, tr, te, h, float(m), Path(args.output)) for n, tr, te, h, m in cases]
     columns = list(rows[0])
     print("| " + " | ".join(columns) + " | planned / hand Dice |")
     print("|" + "---|" * (len(columns) + 1))
