@@ -259,3 +259,36 @@ def test_validated_spec_has_defaults_and_empty_spec_gives_none():
                       Augmentation)
     assert set(INTENSITY) == {"random_brightness", "random_contrast", "random_color",
                               "random_erasing", "greyscale"}
+
+
+def test_nnunet_intensity_operations_touch_the_image_only_and_do_what_they_say():
+    """Gaussian noise, blur and gamma (nnU-Net's, not Augmentor's): the mask is untouched, the
+    dtype and range kept, the same rng gives the same image, and each has its effect."""
+    rng = np.random.default_rng(0)
+    image = (rng.random((48, 48)) * 4000 + 100).astype(np.uint16)
+    mask = np.zeros((48, 48), np.uint8)
+    mask[10:20, 10:20] = 1
+
+    def run(op, seed=1, img=image):
+        return build_augmentation([dict(op, probability=1.0)])(img, mask,
+                                                               np.random.default_rng(seed))
+
+    for op in ({"op": "gaussian_noise"}, {"op": "gaussian_blur"}, {"op": "gamma"}):
+        out, out_mask = run(op)
+        assert out.dtype == image.dtype and out.shape == image.shape
+        assert np.array_equal(out_mask, mask)
+        assert np.array_equal(out, run(op)[0]) and not np.array_equal(out, image)
+    blurred, _ = run({"op": "gaussian_blur", "min_sigma": 2.0, "max_sigma": 2.0})
+    assert blurred.astype(float).std() < 0.5 * image.astype(float).std()
+    dark, _ = run({"op": "gamma", "min_gamma": 2.0, "max_gamma": 2.0})
+    assert dark.min() == image.min() and dark.max() == image.max()  # the range is kept
+    assert dark.astype(float).mean() < image.astype(float).mean()
+    flat = np.full((16, 16), 7, np.uint8)
+    assert np.array_equal(run({"op": "gamma"}, img=flat)[0], flat)
+    noisy, _ = run({"op": "gaussian_noise", "max_sigma": 0.05}, img=flat.astype(np.float32))
+    assert np.array_equal(noisy, flat)  # a constant image has no range to scale noise by
+    rgb = (rng.random((16, 16, 3)) * 255).astype(np.uint8)
+    assert run({"op": "gaussian_noise", "max_sigma": 0.2}, img=rgb)[0].dtype == np.uint8
+    with pytest.raises(ValueError, match="min_sigma must be <= max_sigma"):
+        build_augmentation([{"op": "gaussian_blur", "probability": 1, "min_sigma": 3,
+                             "max_sigma": 1}])

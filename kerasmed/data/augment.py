@@ -43,6 +43,7 @@ import random as _pyrandom
 import types
 import warnings
 
+import cv2
 import numpy as np
 from Augmentor import Operations as _ops
 from PIL import Image
@@ -154,7 +155,21 @@ OPS: dict = {
                                                                             lo_open=True))},
                        lambda p: _ops.RandomErasing(1, p["rectangle_area"]), None),
     "greyscale": ("intensity", {}, lambda p: None, None),
+    # nnU-Net's intensity transforms (Isensee et al. 2021), which Augmentor lacks: computed on
+    # the array in kerasmed (any dtype), not through Pillow.
+    "gaussian_noise": ("intensity", {"max_sigma": (0.1, _number(0, 1, lo_open=True))},
+                       lambda p: types.SimpleNamespace(**p), None),
+    "gaussian_blur": ("intensity", {"min_sigma": (0.5, _number(0, 10, lo_open=True)),
+                                    "max_sigma": (1.0, _number(0, 10, lo_open=True))},
+                      lambda p: types.SimpleNamespace(**p),
+                      lambda p: _min_max(p, "min_sigma", "max_sigma")),
+    "gamma": ("intensity", {"min_gamma": (0.7, _number(0, 10, lo_open=True)),
+                            "max_gamma": (1.5, _number(0, 10, lo_open=True))},
+              lambda p: types.SimpleNamespace(**p),
+              lambda p: _min_max(p, "min_gamma", "max_gamma")),
 }
+# Intensity operations that only kerasmed's array code implements (no Augmentor operation).
+_ARRAY_ONLY = ("greyscale", "gaussian_noise", "gaussian_blur", "gamma")
 
 
 def validate_augmentation(spec) -> list[dict]:
@@ -313,6 +328,8 @@ def _intensity_array(name, op, x, seed):
         out = x.copy()
         out[..., :3] = _luminance(x)[..., None]
         return out
+    if name in ("gaussian_noise", "gaussian_blur", "gamma"):
+        return _nnunet_intensity(name, op, x, rs)
     if name == "random_erasing":
         h, w = x.shape[:2]
         py = _pyrandom.Random(seed)
@@ -324,6 +341,30 @@ def _intensity_array(name, op, x, seed):
         out[top:top + eh, left:left + ew] = rs.uniform(lo, hi, (eh, ew, x.shape[2]))
         return out
     raise AssertionError(name)
+
+
+def _nnunet_intensity(name, op, x, rs):
+    """nnU-Net's noise, blur and gamma on a float array in the image's stored range.
+
+    ``gaussian_noise``: additive noise of standard deviation U(0, ``max_sigma``) times the
+    image's value range (nnU-Net draws its variance from U(0, 0.1) on normalised images);
+    ``gaussian_blur``: a Gaussian of sigma U(``min_sigma``, ``max_sigma``) pixels, each
+    channel; ``gamma``: the image's min..max mapped to 0..1, raised to a gamma drawn from
+    U(``min_gamma``, ``max_gamma``) and mapped back (its range kept, as nnU-Net's
+    ``retain_stats``)."""
+    lo, hi = float(x.min()), float(x.max())
+    if name == "gaussian_noise":
+        sigma = rs.uniform(0, op.max_sigma) * (hi - lo)
+        return x + rs.normal(0.0, sigma, x.shape).astype(np.float32) if sigma > 0 else x
+    if name == "gaussian_blur":
+        sigma = rs.uniform(op.min_sigma, op.max_sigma)
+        out = cv2.GaussianBlur(x, (0, 0), sigmaX=sigma, sigmaY=sigma,
+                               borderType=cv2.BORDER_REFLECT)
+        return out.reshape(x.shape)
+    if hi <= lo:
+        return x
+    gamma = rs.uniform(op.min_gamma, op.max_gamma)
+    return lo + (hi - lo) * ((x - lo) / (hi - lo)) ** gamma
 
 
 # ----------------------------------------------------------------------------------- pipeline
@@ -380,7 +421,7 @@ class Augmentation:
                         pil_mask = _mask_to_pil(mask_work)
                     pil_mask = _run_operation(op, [pil_mask], seed, nearest=True)[0]
                 array = None
-            elif _is_pil8(image) and name != "greyscale":
+            elif _is_pil8(image) and name not in _ARRAY_ONLY:
                 if pil_images is None:
                     pil_images = _to_pil(array)
                 pil_images = _run_operation(op, pil_images, seed)  # the image alone

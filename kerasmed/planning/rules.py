@@ -211,24 +211,28 @@ def batch_rule(fp, size) -> Decision:
 
 
 def augmentation_rule(size) -> Decision:
-    """nnU-Net's 2D augmentation, as far as kerasmed's operations go: rotation (+-180 deg,
-    +-15 deg when the patch aspect exceeds 1.5: rotating a long patch by more would turn its
-    content out of it), scaling, both flips, brightness and contrast. Gaussian noise, blur,
-    gamma and simulated low resolution have no kerasmed operation yet."""
+    """nnU-Net's 2D augmentation with its probabilities, as far as kerasmed's operations go:
+    rotation (+-180 deg, +-15 deg when the patch aspect exceeds 1.5: rotating a long patch by
+    more would turn its content out of it), scaling, both flips, Gaussian noise, blur,
+    brightness, contrast and gamma. Simulated low resolution has no kerasmed operation yet."""
     aspect = max(size) / min(size)
     angle = 15 if aspect > 1.5 else 180
     ops = [
         {"op": "rotate_without_crop", "probability": 0.2, "max_left_rotation": angle,
          "max_right_rotation": angle},
         {"op": "zoom", "probability": 0.2, "min_factor": 1.0, "max_factor": 1.4},
-        {"op": "flip_left_right", "probability": 0.5},
-        {"op": "flip_top_bottom", "probability": 0.5},
+        {"op": "gaussian_noise", "probability": 0.1, "max_sigma": 0.05},
+        {"op": "gaussian_blur", "probability": 0.2, "min_sigma": 0.5, "max_sigma": 1.0},
         {"op": "random_brightness", "probability": 0.15, "min_factor": 0.75, "max_factor": 1.25},
         {"op": "random_contrast", "probability": 0.15, "min_factor": 0.75, "max_factor": 1.25},
+        {"op": "gamma", "probability": 0.3, "min_gamma": 0.7, "max_gamma": 1.5},
+        {"op": "flip_left_right", "probability": 0.5},
+        {"op": "flip_top_bottom", "probability": 0.5},
     ]
     return Decision("data.augmentation", ops, "augmentation",
                     f"nnU-Net 2D: rotation +-{angle} deg (patch aspect {aspect:.2f}), "
-                    f"scaling, flips, brightness, contrast", {"aspect": aspect})
+                    f"scaling, noise, blur, brightness, contrast, gamma, flips",
+                    {"aspect": aspect})
 
 
 def loss_rule(mask_mode: str) -> Decision:
