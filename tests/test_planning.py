@@ -3,6 +3,7 @@ experiment file trained end to end."""
 
 import json
 
+import numpy as np
 import pytest
 
 from kerasmed.planning import PlanError, plan_from_fingerprint
@@ -163,3 +164,57 @@ def test_plan_command_answers_bad_input_in_one_line(tmp_path, capsys):
         with pytest.raises(SystemExit) as err:
             plan_main([str(tmp_path), "--budget", budget])
         assert err.value.code == 2
+
+
+def classification_fingerprint(counts, shape=(496, 512), dtype="uint8"):
+    n = sum(counts.values())
+    images = [{"image": f"{i}.png", "height": shape[0], "width": shape[1], "channels": 1,
+               "dtype": dtype} for i in range(n)]
+    return {"kind": "classification", "n_images": n, "mask_mode": None, "images": images,
+            "median_shape": [float(shape[0]), float(shape[1])], "channels": [1],
+            "dtypes": [dtype], "components": None, "foreground_fraction": None,
+            "classes": {"n_classes": len(counts), "counts": counts,
+                        "fraction": {k: v / n for k, v in counts.items()}}}
+
+
+def test_classification_folders_are_planned_with_class_weights_from_the_counts(tmp_path):
+    unbalanced = decisions(plan_from_fingerprint(
+        classification_fingerprint({"CNV": 300, "DME": 60, "NORMAL": 200}), tmp_path,
+        dataset="class_folders", budget_minutes=10, measure=fake_measure))
+    assert unbalanced["data.class_weights"] == "balanced"
+    assert unbalanced["training.loss"] == "sparse_categorical_crossentropy"
+    assert unbalanced["training.monitor"] == "val_macro_f1"
+    h, w = unbalanced["data.image_size"]
+    assert h % 32 == 0 and w % 32 == 0 and unbalanced["data.fit"] == "resize"
+    balanced = plan_from_fingerprint(classification_fingerprint({"a": 100, "b": 90}), tmp_path,
+                                     dataset="class_folders", budget_minutes=10,
+                                     measure=fake_measure)
+    assert decisions(balanced)["data.class_weights"] is None
+    assert balanced.experiment["model"]["name"] == "residual_attention_network"
+    assert not decisions(balanced)["postprocess.select"]
+    # A smaller budget gives a cheaper classifier (smaller input, narrower or smaller batch).
+    small = decisions(plan_from_fingerprint(classification_fingerprint({"a": 100, "b": 90}),
+                                            tmp_path, dataset="class_folders",
+                                            budget_minutes=1, measure=fake_measure))
+    big = decisions(balanced)
+    cost = [d["data.image_size"][0] * d["data.image_size"][1] * d["model.params.width"] ** 2
+            * d["training.batch_size"] for d in (big, small)]
+    assert cost[1] < cost[0]
+
+
+def test_a_planned_classifier_trains_from_its_class_folders(tmp_path):
+    from kerasmed.cli import train_main
+    from kerasmed.data.folders import write_png
+    from kerasmed.planning import plan_experiment
+
+    rng = np.random.default_rng(0)
+    for label, level in (("bright", 180), ("dark", 60)):
+        (tmp_path / "oct" / label).mkdir(parents=True)
+        for i in range(8):
+            image = np.clip(rng.normal(level, 20, (40, 48)), 0, 255).astype(np.uint8)
+            write_png(tmp_path / "oct" / label / f"{i}.png", image)
+    plan = plan_experiment(tmp_path / "oct", dataset="class_folders", budget_minutes=5,
+                           output=tmp_path / "plan", measure=fake_measure)
+    assert plan.fingerprint["classes"]["counts"] == {"bright": 8, "dark": 8}
+    assert train_main([str(tmp_path / "plan" / "experiment.json"), "--output",
+                       str(tmp_path / "runs"), "--set", "training.epochs=1"]) == 0

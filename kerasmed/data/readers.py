@@ -25,7 +25,8 @@ from kerasmed.names import KerasmedWarning, did_you_mean
 
 __all__ = ["Sample", "DatasetLayoutError", "READERS", "read_dataset", "read_folder_pair",
            "read_cvc_clinicdb", "read_kvasir_seg", "read_glas", "read_isic2018", "read_oct2017",
-           "read_csv", "read_monuseg", "assign_groups", "CVC_CLINICDB_SEQUENCES",
+           "read_csv", "read_monuseg", "read_class_folders", "assign_groups",
+           "CVC_CLINICDB_SEQUENCES",
            "cvc_clinicdb_sequence"]
 
 
@@ -149,6 +150,31 @@ def read_folder_pair(root, images: str = "images", masks: str = "masks", mask_su
         raise ValueError(f"mask_type must be None, 'binary' or 'instances', not {mask_type!r}")
     fields = {"mask_type": mask_type} if mask_type == "instances" else {}
     return _pair(root, image_files, mask_files, on_unpaired, **fields)
+
+
+def read_class_folders(root) -> list[Sample]:
+    """A classification dataset laid out as ``<root>/<CLASS>/<image>``: one folder a class.
+
+    Samples have no mask; ``label`` is the class folder's name. Hidden folders are skipped; a
+    root without class folders, or a class folder without images, is an error naming it.
+
+    Returns:
+        The samples, class by class (sorted by name), each in natural order.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetLayoutError(f"dataset folder {root} does not exist")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise DatasetLayoutError(f"{root}: a class-folder dataset needs one sub-folder a class "
+                                 f"(at least two), found {[p.name for p in classes]}")
+    samples = []
+    for folder in classes:
+        images = _list_images(folder)
+        if not images:
+            raise DatasetLayoutError(f"class folder {folder} holds no images")
+        samples += [Sample(path, None, label=folder.name) for path in images]
+    return samples
 
 
 # ------------------------------------------------------------------------------- groups (CSV)
@@ -616,6 +642,7 @@ READERS = {
     "monuseg": read_monuseg,
     "isic2018": read_isic2018,
     "oct2017": read_oct2017,
+    "class_folders": read_class_folders,
     "csv": read_csv,
 }
 

@@ -160,7 +160,8 @@ def train_kfold(config, k: int | None = None, output_root="runs", config_path=No
                           {"fold": "ci95_high", **{c: v[2] for c, v in intervals.items()}}])
     pd.concat([table, stats]).to_csv(parent / "folds.csv", index=False)
     selected = None
-    if config["postprocess"]["select"] and config["data"]["mask_mode"] in ("binary", "classes"):
+    if config["postprocess"]["select"] and experiment.task == "segmentation" \
+            and config["data"]["mask_mode"] in ("binary", "classes"):
         keras.backend.clear_session()
         selected = select_postprocessing(parent)
         selected = {key: selected[key] for key in ("mask", "dice_without", "dice_with")}

@@ -52,7 +52,8 @@ def measure_step(model_name: str, params: dict, input_shape, batch_size: int, tr
                  units: float, steps: int = 4, seed: int = 0) -> StepCost:
     """Build ``model_name`` with ``params`` at ``input_shape``, compile it with the
     ``training`` section (as ``kerasmed-train`` does) and time ``steps`` train steps after the
-    first, and two forward passes, on random images and binary targets of ``batch_size``.
+    first, and two forward passes, on random images and targets (binary masks, or class
+    indices for a classifier) of ``batch_size``.
 
     Returns the ``StepCost`` (``units``: the configuration's activation units a step, as the
     caller counts them). The Keras session is cleared afterwards.
@@ -66,8 +67,11 @@ def measure_step(model_name: str, params: dict, input_shape, batch_size: int, tr
     model = build(model_name, input_shape=tuple(input_shape), **params)
     compile_model(model, training, steps_per_epoch=max(1, steps))
     x = rng.random((batch_size, *input_shape), dtype=np.float32)
-    target = (rng.random((batch_size, *input_shape[:2], model.outputs[-1].shape[-1]))
-              > 0.5).astype(np.float32)
+    out = model.outputs[-1].shape
+    if len(out) == 2:  # a classifier: class indices
+        target = rng.integers(0, out[-1], batch_size).astype(np.int32)
+    else:
+        target = (rng.random((batch_size, *input_shape[:2], out[-1])) > 0.5).astype(np.float32)
     y = {name: target for name in model.output_names} if len(model.outputs) > 1 else target
     start = time.perf_counter()
     model.train_on_batch(x, y)
@@ -87,17 +91,19 @@ def measure_step(model_name: str, params: dict, input_shape, batch_size: int, tr
 
 def measure_loader(samples, fit: str, size, batch_size: int, channels: int, normalization,
                    augmentation, batches: int = 4, seed: int = 0) -> float:
-    """Seconds kerasmed's training loader takes for one batch of this configuration (read
+    """Seconds kerasmed's training loader (segmentation or, for samples without masks,
+    classification) takes for one batch of this configuration (read
     from its cache, fitted, augmented and normalised), the median of ``batches`` batches
     after one pass that fills the cache. With one worker, ``fit`` waits for each batch, so
     this adds to every step."""
-    from kerasmed.data.dataset import SegmentationDataset
+    from kerasmed.data.dataset import ClassificationDataset, SegmentationDataset
 
     samples = list(samples)[:max(batch_size, 16)]
     extra = {"patches_per_epoch": batch_size * batches} if fit == "patches" else {}
-    dataset = SegmentationDataset(samples, batch_size, size, channels=channels, shuffle=True,
-                                  seed=seed, normalization=normalization, cache=True,
-                                  augment=augmentation, fit=fit, **extra)
+    make = SegmentationDataset if samples[0].mask is not None else ClassificationDataset
+    dataset = make(samples, batch_size, size, channels=channels, shuffle=True, seed=seed,
+                   normalization=normalization, cache=True, augment=augmentation, fit=fit,
+                   **extra)
     count = min(batches, len(dataset))
     for i in range(count):  # fills the cache
         dataset[i]
