@@ -60,3 +60,19 @@ def test_never_overwrites_other_data(tmp_path):
     with pytest.raises(FileExistsError, match="not a kerasmed synthetic dataset"):
         generate_polyp_dataset(other, n_images=2)
     assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_write_png_keeps_grey_grey_and_colours_in_order(tmp_path):
+    import cv2
+
+    from kerasmed.data.folders import write_png
+    from kerasmed.data.io import read_image
+
+    grey = np.arange(64, dtype=np.uint16).reshape(8, 8)[..., None] * 1000
+    write_png(tmp_path / "g.png", grey)
+    assert cv2.imread(str(tmp_path / "g.png"), cv2.IMREAD_UNCHANGED).shape == (8, 8)
+    assert np.array_equal(read_image(tmp_path / "g.png"), grey)
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[..., 0] = 200  # red
+    write_png(tmp_path / "c.png", rgb)
+    assert np.array_equal(read_image(tmp_path / "c.png"), rgb)

@@ -13,10 +13,14 @@ __all__ = ["write_png", "write_folder_dataset"]
 
 
 def write_png(path: Path, array: np.ndarray) -> None:
-    """Write an RGB, grey or 16-bit array as a PNG at ``path``."""
+    """Write a grey (``(H, W)`` or ``(H, W, 1)``), RGB or RGBA array, 8- or 16-bit, as a PNG
+    at ``path``."""
     # cv2.imencode + tofile also works for paths with non-ASCII characters, unlike cv2.imwrite.
-    if array.ndim == 3:
-        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]  # grey stays grey
+    elif array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR if array.shape[2] == 3
+                             else cv2.COLOR_RGBA2BGRA)
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(array))
     if not ok:
         raise OSError(f"could not encode {path}")
