@@ -184,6 +184,8 @@ ABOVE = {  # each layer and the layers it must not import
               "planning"),
     "runfiles": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment",
                  "planning"),
+    "signals": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment",
+                "planning", "runfiles", "names"),
     "evaluation": ("training", "experiment", "planning", "cli", "config"),
     "training": ("experiment", "planning", "cli", "config"),
     "experiment": ("planning", "cli"),

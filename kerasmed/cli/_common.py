@@ -9,7 +9,15 @@ import errno
 import os
 import sys
 
-EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupted": 130}
+EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupted": 130,
+              "terminated": 143}
+
+
+def interrupted_code(interrupt: BaseException) -> int:
+    """The exit code of a stop by Ctrl-C (130) or by SIGTERM (143, as a shell reports it)."""
+    from kerasmed.signals import signal_name
+
+    return EXIT_CODES["terminated" if signal_name(interrupt) == "SIGTERM" else "interrupted"]
 
 
 
@@ -43,7 +51,12 @@ def bad_input(prog: str, problem, suffix: str = "") -> int:
 
 def quiet(verbose: bool):
     """Silence third-party warnings and logs (TensorFlow, OpenCV, matplotlib...) unless
-    ``--verbose``; kerasmed's own warnings always show."""
+    ``--verbose``; kerasmed's own warnings always show. Every command calls this first after
+    parsing, so it also makes SIGTERM stop the command as Ctrl-C does
+    (``kerasmed.signals.stop_on_sigterm``)."""
+    from kerasmed.signals import stop_on_sigterm
+
+    stop_on_sigterm()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     import warnings
 
@@ -87,6 +100,32 @@ def _import_keras_silently():
 
 
 
+def bounded(kind=float, low=None, high=None, low_open=False, high_open=False):
+    """An argparse ``type`` that reads a ``kind`` (``int`` or ``float``) and refuses NaN,
+    infinities and values outside ``[low, high]`` (``low_open`` / ``high_open``: that end
+    excluded), so that a bad option ends with argparse's one-line error (exit 2) naming it."""
+    import math
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        too_low = low is not None and (value < low or (low_open and value == low))
+        too_high = high is not None and (value > high or (high_open and value == high))
+        if too_low or too_high:
+            left = "(" if low_open else "["
+            right = ")" if high_open else "]"
+            raise argparse.ArgumentTypeError(
+                f"must be in {left}{'-inf' if low is None else low}, "
+                f"{'inf' if high is None else high}{right}, got {text}")
+        return value
+    return parse
+
+
 def add_verbose(parser):
     parser.add_argument("--verbose", action="store_true",
                         help="also show third-party warnings and logs (TensorFlow, OpenCV, "
@@ -105,7 +144,7 @@ def inference_parser(prog, description):
                              "tiles, resize otherwise)")
     parser.add_argument("--tta", action="store_true",
                         help="test-time augmentation: average over flips and rotations")
-    parser.add_argument("--threshold", type=float, default=0.5,
+    parser.add_argument("--threshold", type=bounded(float, 0, 1), default=0.5,
                         help="probability above which a pixel is foreground (default 0.5)")
     parser.add_argument("--normalization", default=None,
                         help="override the run's data.normalization (dtype_range or minmax)")

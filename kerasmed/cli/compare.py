@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, bad_input
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, bad_input, bounded
 
 
 def _labels(paths):
@@ -35,7 +35,7 @@ def compare_main(argv=None) -> int:
     parser.add_argument("--output", default="comparisons",
                         help="parent folder of the new compare_<timestamp> folder "
                              "(default: comparisons)")
-    parser.add_argument("--bootstrap", type=int, default=10_000,
+    parser.add_argument("--bootstrap", type=bounded(int, 1), default=10_000,
                         help="bootstrap resamples of the mean difference (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     args = parser.parse_args(argv)

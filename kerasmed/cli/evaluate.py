@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, bad_input, inference_parser,
-                                  inference_target, quiet)
+import sys
+
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, bad_input, bounded, inference_parser,
+                                  inference_target, interrupted_code, quiet)
+from kerasmed.signals import signal_name
 
 
 def eval_main(argv=None) -> int:
@@ -31,7 +34,7 @@ def eval_main(argv=None) -> int:
                                           "class names in output order")
     parser.add_argument("--output", help="parent folder of the new evaluation directory "
                                          "(default: the run directory, or the model's folder)")
-    parser.add_argument("--overlays", type=int, default=3, help="best and worst cases to draw")
+    parser.add_argument("--overlays", type=bounded(int, 0), default=3, help="best and worst cases to draw")
     parser.add_argument("--instances", choices=("auto", "on", "off", "distance", "probability"),
                         default=None,
                         help="also score objects (AJI, object F1, object Dice) against instance "
@@ -56,7 +59,7 @@ def eval_main(argv=None) -> int:
                              "variance) over test-time augmentations or Monte Carlo dropout "
                              "passes; per-image means in per_image.csv, maps beside the "
                              "overlays")
-    parser.add_argument("--samples", type=int, default=8,
+    parser.add_argument("--samples", type=bounded(int, 1), default=8,
                         help="--uncertainty mc_dropout: stochastic passes per image (default 8)")
     args = parser.parse_args(argv)
     quiet(args.verbose)
@@ -105,6 +108,10 @@ def eval_main(argv=None) -> int:
             raise
     except BAD_INPUT as err:
         return bad_input("kerasmed-eval", err)
+    except KeyboardInterrupt as interrupt:
+        print(f"kerasmed-eval: interrupted ({signal_name(interrupt)}); an evaluation folder "
+              f"is left only if its files were being written", file=sys.stderr)
+        return interrupted_code(interrupt)
     from kerasmed.evaluation import PIXEL_SCORES
 
     scores = list(PIXEL_SCORES)

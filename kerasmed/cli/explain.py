@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, image_paths,
-                                  quiet, write_png)
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
+                                  image_paths, quiet, write_png)
 
 
 def explain_main(argv=None) -> int:
@@ -25,7 +25,7 @@ def explain_main(argv=None) -> int:
                                           "(default: every class)")
     parser.add_argument("--masks", help="segmentation: a folder of masks (by image stem) whose "
                                         "region is explained instead of the predicted one")
-    parser.add_argument("--threshold", type=float, default=0.5,
+    parser.add_argument("--threshold", type=bounded(float, 0, 1), default=0.5,
                         help="segmentation: the predicted region is above it (default 0.5)")
     add_verbose(parser)
     args = parser.parse_args(argv)

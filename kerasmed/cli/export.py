@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
+                                  quiet)
 
 
 def export_main(argv=None) -> int:
@@ -19,9 +20,9 @@ def export_main(argv=None) -> int:
     parser.add_argument("--output", help="where to write it (default: <run>/export/model or "
                                          "model.onnx); never overwritten")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    parser.add_argument("--images", type=int, default=4,
+    parser.add_argument("--images", type=bounded(int, 1), default=4,
                         help="validation images the check predicts (default 4)")
-    parser.add_argument("--tolerance", type=float, default=None,
+    parser.add_argument("--tolerance", type=bounded(float, 0, low_open=True), default=None,
                         help="largest absolute difference accepted (default 1e-4, 1e-2 under "
                              "mixed precision)")
     add_verbose(parser)
@@ -32,6 +33,7 @@ def export_main(argv=None) -> int:
     import numpy as np
 
     from kerasmed.data.io import read_image
+    from kerasmed.data.synthetic import SYNTHETIC_DATASETS
     from kerasmed.evaluation.inference import model_input_shape, model_view
     from kerasmed.experiment import ConfigError, load_for_inference
     from kerasmed.export import ExportError, export_model
@@ -49,12 +51,14 @@ def export_main(argv=None) -> int:
             raise ConfigError([f"{out}: exists; choose another --output (exports are never "
                                f"overwritten)"])
         out.parent.mkdir(parents=True, exist_ok=True)
-        if run.experiment is not None:
+        data = run.experiment.data if run.experiment is not None else None
+        if data is not None and (Path(data["root"]).is_dir() or data["dataset"] in
+                                 SYNTHETIC_DATASETS):
             samples = run.experiment.run_split().val[:max(1, args.images)]
             x = np.stack([model_view(read_image(s.image, channels=settings.channels),
                                      size[:2], settings.mode, settings.normalization,
                                      settings.pad_value)[0] for s in samples])
-        else:
+        else:  # a bare model, or a run whose images are not on this machine
             x = np.random.default_rng(0).random((max(1, args.images), *size), np.float32)
         record = export_model(model, out, args.format, x, args.tolerance)
         write_json_atomic(out.parent / f"{out.name}.export.json",

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
-from kerasmed.cli._common import (EXIT_CODES, bad_input, image_paths, inference_parser,
-                                  inference_target, quiet, write_png)
+from kerasmed.cli._common import (EXIT_CODES, bad_input, bounded, image_paths,
+                                  inference_parser, inference_target, interrupted_code, quiet,
+                                  write_png)
+from kerasmed.signals import signal_name
 
 
 def predict_main(argv=None) -> int:
@@ -18,7 +20,7 @@ def predict_main(argv=None) -> int:
                                        "averaged) or .keras model file")
     parser.add_argument("images", nargs="+", help="image files or folders of images")
     parser.add_argument("--output", required=True, help="folder for the masks")
-    parser.add_argument("--overlap", type=float, default=0.5,
+    parser.add_argument("--overlap", type=bounded(float, 0, 1, high_open=True), default=0.5,
                         help="tile overlap for --mode tile (default 0.5)")
     parser.add_argument("--probabilities", action="store_true",
                         help="also write the foreground probability as a 16-bit PNG")
@@ -83,6 +85,10 @@ def predict_main(argv=None) -> int:
             os.replace(staging / name, out / name)
     except (ConfigError, OSError) as err:
         return bad_input("kerasmed-predict", err, "; nothing was written")
+    except KeyboardInterrupt as interrupt:
+        print(f"kerasmed-predict: interrupted ({signal_name(interrupt)}); nothing was written",
+              file=sys.stderr)
+        return interrupted_code(interrupt)
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input,
+                                  interrupted_code, quiet)
 
 
 def _train_parser():
@@ -63,6 +64,7 @@ def train_main(argv=None) -> int:
     quiet(args.verbose)
     # Imported here so that --help answers without loading TensorFlow.
     from kerasmed.experiment import Experiment, resume, train, train_kfold
+    from kerasmed.signals import signal_name
     from kerasmed.training.trainer import RunDiverged, read_summary
 
     try:
@@ -83,10 +85,10 @@ def train_main(argv=None) -> int:
         print(f"kerasmed-train: diverged: {err} (summary.json has the details; no checkpoint "
               f"holds non-finite weights)", file=sys.stderr)
         return EXIT_CODES["diverged"]
-    except KeyboardInterrupt:
-        print("kerasmed-train: interrupted; the run directory keeps the epochs completed "
-              "(continue with --resume)", file=sys.stderr)
-        return EXIT_CODES["interrupted"]
+    except KeyboardInterrupt as interrupt:
+        print(f"kerasmed-train: interrupted ({signal_name(interrupt)}); the run directory keeps "
+              f"the epochs completed (continue with --resume)", file=sys.stderr)
+        return interrupted_code(interrupt)
     summary = read_summary(run_dir)
     best = summary.get("best")
     if best:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input,
+                                  interrupted_code, quiet)
 
 
 def tune_main(argv=None) -> int:
@@ -44,9 +45,9 @@ def tune_main(argv=None) -> int:
                       args.study)
     except BAD_INPUT as err:
         return bad_input("kerasmed-tune", err)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         print("kerasmed-tune: interrupted; continue with --resume", file=sys.stderr)
-        return EXIT_CODES["interrupted"]
+        return interrupted_code(interrupt)
     best = folder / "best.json"
     if best.exists():
         import json

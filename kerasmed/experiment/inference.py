@@ -186,6 +186,11 @@ def evaluation_samples(experiment: Experiment | None, data=None, dataset=None, o
         if ensemble:
             raise ValueError("an ensemble's members trained on each other's validation images; "
                              "give held-out images with --data")
+        root = Path(experiment.data["root"])
+        if experiment.data["dataset"] not in SYNTHETIC_DATASETS and not root.is_dir():
+            raise ConfigError([f"{experiment.where}: data.root: the run's dataset folder "
+                               f"{root.resolve()} is not here (moved, or another machine); give "
+                               f"the images to evaluate with --data"])
         return experiment.run_split().val
     run_data = experiment.data if experiment is not None else {}
     run_kind = run_data.get("dataset")

@@ -127,13 +127,20 @@ class Experiment:
         return cls(load_config(path, overrides), where=path, source=path)
 
     @classmethod
-    def from_run(cls, run_dir) -> Experiment:
-        """The experiment a run directory was trained with (its ``config.json``)."""
+    def from_run(cls, run_dir, preflight: bool = False) -> Experiment:
+        """The experiment a run directory was trained with (its ``config.json``); with
+        ``preflight``, also checked against this machine as for training (``--resume``)."""
         run_dir = Path(run_dir)
         path = run_dir / "config.json"
         if not path.exists():
             raise ConfigError([f"{run_dir}: not a kerasmed run directory (no config.json)"])
-        return cls(validate_config(json.loads(path.read_text()), str(path)), where=path,
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError([f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: "
+                               f"{err.msg}"]) from err
+        # By default the saved config is checked, not this machine: the run is usable anywhere.
+        return cls(validate_config(raw, str(path), preflight=preflight), where=path,
                    run_dir=run_dir)
 
     # ---------------------------------------------------------------------------- the facts

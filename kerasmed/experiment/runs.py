@@ -188,7 +188,7 @@ def resume(run_dir) -> Path:
         if not (run_dir / name).exists():
             raise ConfigError([f"{run_dir}: cannot resume, {name} is missing (the run has no "
                                f"completed epoch, or this is not a kerasmed run directory)"])
-    experiment = Experiment.from_run(run_dir)
+    experiment = Experiment.from_run(run_dir, preflight=True)
     config, training = experiment.config, experiment.training
     state = json.loads((run_dir / "state.json").read_text())
     done = int(state["epochs_completed"])

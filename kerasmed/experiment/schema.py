@@ -19,6 +19,8 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,6 +157,8 @@ def _optimizer_ranges(value):
         v = value.get(key)
         if v is None or not _number(v):
             continue
+        if not math.isfinite(v):
+            return f"{key} must be a finite number, got {v}"
         open_low = what != ">= 0" and key not in ("momentum", "beta_1", "beta_2", "rho")
         if (v < low or (open_low and v == low)) or (high is not None and v >= high):
             return f"{key} must be {what}, got {v}"
@@ -504,8 +508,37 @@ def _check_distribution(config, where, problems):
             problems.append(f"{where}: training.distribution: {err}")
 
 
-def validate_config(raw: dict, where: str = "<config>") -> dict:
+def _memory_bytes():
+    """This machine's physical memory in bytes, or ``None`` where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _check_memory(config, where, problems):
+    """One batch of input images (float32) must fit in a quarter of this machine's memory:
+    a network's activations are many times that, so a larger input cannot train here."""
+    data, batch = config["data"], config["training"]["batch_size"]
+    h, w = data["image_size"]
+    needed = batch * h * w * data["channels"] * 4
+    memory = _memory_bytes()
+    if memory and needed > memory / 4:
+        problems.append(f"{where}: data.image_size: {h}x{w} with {data['channels']} channel(s) "
+                        f"and training.batch_size {batch}: one batch of input images alone "
+                        f"takes {needed / 2**30:.1f} GiB, more than a quarter of this machine's "
+                        f"{memory / 2**30:.0f} GiB, before the network's activations; use a "
+                        f"smaller image_size (data.fit \"patches\" or \"tile\" trains on "
+                        f"windows of large images)")
+
+
+def validate_config(raw: dict, where: str = "<config>", preflight: bool = True) -> dict:
     """Check an experiment dictionary and return it with every default filled in.
+
+    ``preflight`` also checks this machine for training: the dataset folder exists, a
+    ``multi_worker`` run has its ``TF_CONFIG``, a batch fits in memory. A trained run's saved
+    config is read without them (``preflight=False``), so that a run folder evaluates,
+    predicts and exports on any machine, wherever its training data went.
 
     Raises ``ConfigError`` listing every problem found, each prefixed with ``where`` (the file).
     """
@@ -518,8 +551,10 @@ def validate_config(raw: dict, where: str = "<config>") -> dict:
         _apply_task_defaults(raw, config)
         _check_model_params(config, where, problems)
         _check_backbone_normalization(config, where, problems)
-        _check_dataset(config, where, problems)
-        _check_distribution(config, where, problems)
+        if preflight:
+            _check_dataset(config, where, problems)
+            _check_distribution(config, where, problems)
+            _check_memory(config, where, problems)
     if problems:
         raise ConfigError(problems)
     _optimizer_warnings(config, where)
@@ -598,7 +633,11 @@ def load_config(path, overrides=()) -> dict:
     """
     path = Path(path)
     where = str(path)
-    raw = apply_overrides(read_experiment(path), overrides, where)
+    raw = read_experiment(path)
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: the experiment must be a JSON object, got a JSON "
+                           f"{type(raw).__name__}"])
+    raw = apply_overrides(raw, overrides, where)
     try:
         config = validate_config(raw, where)
     except ConfigError as err:

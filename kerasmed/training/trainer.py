@@ -28,6 +28,7 @@ import keras
 import kerasmed
 from kerasmed.data.dataset import ClassificationDataset
 from kerasmed.runfiles import write_json_atomic
+from kerasmed.signals import signal_name
 from kerasmed.training.aux_weight import AuxiliaryLossWeight, has_auxiliary_outputs
 from kerasmed.training.callbacks import (ClassificationMetrics, DatasetEpoch, HistoryLogger,
                                          RunCheckpoint)
@@ -198,8 +199,9 @@ def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows
             summary["diverged"] = _divergence_record(guard, training)
         else:
             summary["status"] = "stopped" if model.stop_training else "completed"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         summary["status"] = "interrupted"
+        summary["signal"] = signal_name(interrupt)
         raise
     except BaseException as err:
         summary["error"] = f"{type(err).__name__}: {err}"
