@@ -300,3 +300,19 @@ def test_bad_inputs_are_refused_with_reasons(tmp_path):
         compute_fingerprint([Sample(image, small)])
     with pytest.raises(ImageReadError, match="missing.png"):
         compute_fingerprint([Sample(tmp_path / "missing.png", mask)], workers=2)
+
+
+def test_specks_do_not_decide_the_area_weighted_object_sizes(tmp_path):
+    """A thresholded probability map leaves one-pixel islands beside the real object: by count
+    they are most objects, by area almost none."""
+    mask = _disc_mask(64, 64, [((32, 32), 10)])
+    for k in range(20):
+        mask[2 + 3 * (k % 5), 2 + 3 * (k // 5)] = 255  # 20 isolated pixels
+    _png(tmp_path / "m.png", mask)
+    fp = compute_fingerprint([Sample(_rgb(tmp_path, "i"), tmp_path / "m.png")], workers=1)
+    components = fp["components"]
+    assert components["n_objects"] == 21
+    assert components["minor_axis_length"]["min"] == pytest.approx(0.0, abs=1e-6)
+    assert components["minor_axis_length"]["median"] < 1.0  # the count median is a speck
+    assert components["minor_axis_by_area"]["p10"] == pytest.approx(20.0, abs=1.0)
+    assert components["diameter_by_area"]["median"] == pytest.approx(20.0, abs=1.0)

@@ -84,11 +84,14 @@ class Schedule:
     epochs: int
     steps_per_epoch: int
     seconds: float  # the whole plan
+    passes: float  # how often one model sees its training images' pixels
 
 
 def schedule(fp, candidate, cost: StepCost, budget_s: float, folds: int, n_train_fraction):
     """Epochs and steps of each of ``folds`` models (1: one run on a 20 % split) with this
-    cost, and the whole plan's seconds; ``None`` when not even ``rules.MIN_STEPS`` fit."""
+    cost, how often each model sees its training pixels (``passes``: epochs for whole
+    images; the patches' pixels over the training images' for patches), and the whole plan's
+    seconds; ``None`` when not even ``rules.MIN_STEPS`` fit."""
     n = fp["n_images"]
     n_val = n / folds if folds > 1 else max(1, round(0.2 * n))
     per_model = budget_s / folds - RUN_OVERHEAD_S - cost.trace_s
@@ -114,10 +117,17 @@ def schedule(fp, candidate, cost: StepCost, budget_s: float, folds: int, n_train
     steps = epochs * spe
     if epochs < 1 or spe < 1 or steps < rules.MIN_STEPS:
         return None
+    if candidate.fit == "resize":
+        passes = float(epochs)
+    else:
+        h, w = fp["median_shape"]
+        n_train = max(1.0, n * n_train_fraction(folds))
+        passes = steps * candidate.batch * candidate.size[0] * candidate.size[1] \
+            / (n_train * h * w)
     model_s = RUN_OVERHEAD_S + cost.trace_s + epochs * (spe * cost.step_s + val_s)
     select_s = (cost.trace_s + _tiles(fp, candidate, n_val) * cost.predict_s / candidate.batch) \
         if folds > 1 else 0.0
-    return Schedule(folds, steps, epochs, spe, folds * (model_s + select_s))
+    return Schedule(folds, steps, epochs, spe, folds * (model_s + select_s), passes)
 
 
 def _train_fraction(folds):
@@ -128,8 +138,7 @@ def needed_budget(fp, candidate, cost, folds=1) -> float:
     """Minutes of ``--budget`` that let ``candidate`` train ``rules.MIN_STEPS`` steps in each
     of ``folds`` models, by the same schedule the plan uses (rounded up to a half minute)."""
     def enough(seconds):
-        plan = schedule(fp, candidate, cost, seconds, folds, _train_fraction)
-        return plan is not None and plan.steps >= rules.MIN_STEPS
+        return schedule(fp, candidate, cost, seconds, folds, _train_fraction) is not None
 
     low, high = 0.0, 60.0
     while not enough(high):
@@ -143,16 +152,19 @@ def needed_budget(fp, candidate, cost, folds=1) -> float:
 def _choose(fp, estimates, budget_s, folds):
     """The candidate to train: context first, then width, then batch. The largest patch (up
     to the median image) for which a base width of at least ``rules.MIN_BASE_WIDTH`` trains
-    ``rules.TARGET_STEPS`` steps a model, with the widest such base and the largest batch
-    that does; failing that, any base; failing that, ``rules.MIN_STEPS`` steps. ``None``
-    when nothing fits."""
-    for target in (rules.TARGET_STEPS, rules.MIN_STEPS):
+    ``rules.TARGET_STEPS`` steps and ``rules.TARGET_PASSES`` passes over the training
+    pixels, with the widest such base and the largest batch that does; failing that, any
+    base; failing that, ``rules.TARGET_STEPS`` steps whatever the passes (patches of very
+    large images); failing that, ``rules.MIN_STEPS`` steps. ``None`` when nothing fits."""
+    tiers = ((rules.TARGET_STEPS, rules.TARGET_PASSES), (rules.TARGET_STEPS, 0),
+             (rules.MIN_STEPS, 0))
+    for steps, passes in tiers:
         for floor in (rules.MIN_BASE_WIDTH, min(rules.BASE_WIDTHS)):
             for candidate, cost in estimates:  # patch sides largest first, then widths
                 if candidate.base < floor:
                     continue
                 plan = schedule(fp, candidate, cost, budget_s, folds or 1, _train_fraction)
-                if plan is not None and plan.steps >= target:
+                if plan is not None and plan.steps >= steps and plan.passes >= passes:
                     return candidate
     return None
 
@@ -161,8 +173,9 @@ def _with_folds(fp, estimates, budget_s, single):
     """Cross-validation where the budget affords it without losing context: the most folds
     (``rules.FOLD_CHOICES``, at most one per image) for which a candidate with the single
     run's patch and a base of at least ``rules.MIN_BASE_WIDTH`` trains ``rules.FOLD_STEPS``
-    steps in each fold (the widest base, then the largest batch). Returns ``(candidate,
-    folds)``, or ``(single, 1)`` when no fold count fits."""
+    steps and ``rules.FOLD_PASSES`` passes in each fold (the widest base, then the largest
+    batch).
+    Returns ``(candidate, folds)``, or ``(single, 1)`` when no fold count fits."""
     for k in rules.FOLD_CHOICES:
         if k > fp["n_images"]:
             continue
@@ -171,50 +184,54 @@ def _with_folds(fp, estimates, budget_s, single):
                     or candidate.base < rules.MIN_BASE_WIDTH:
                 continue
             plan = schedule(fp, candidate, cost, budget_s, k, _train_fraction)
-            if plan is not None and plan.steps >= rules.FOLD_STEPS:
+            if plan is not None and plan.steps >= rules.FOLD_STEPS \
+                    and plan.passes >= rules.FOLD_PASSES:
                 return candidate, k
     return single, 1
+
+
+#: Candidates measured at most, after the reference, before a plan is refused.
+MEASURE_TRIES = 3
 
 
 def select(fp, candidates, measure, budget_s, budget_minutes, folds):
     """Measure one of ``candidates`` (the middle one) with ``measure``, scale the others'
     costs from it, choose the candidate and the folds (``folds`` given: those), measure the
-    chosen one and schedule it. Returns ``(candidate, cost, schedule, costs)``, ``costs``
-    being both measurements as recorded. Raises ``rules.PlanError`` with the budget needed
-    when nothing fits ``budget_s`` (``budget_minutes`` is what the user gave)."""
+    chosen one and schedule it. A chosen candidate whose measurement does not fit is set
+    aside and the others' costs are scaled from that measurement instead, at most
+    ``MEASURE_TRIES`` times. Returns ``(candidate, cost, schedule, costs)``, ``costs`` being
+    the measurements as recorded. Raises ``rules.PlanError`` with the budget needed when
+    nothing fits ``budget_s`` (``budget_minutes`` is what the user gave)."""
     reference = measure(candidates[len(candidates) // 2])
     costs = {"reference": reference.record()}
-    estimates = [(c, reference.scaled(c.units())) for c in candidates]
-    chosen = _choose(fp, estimates, budget_s, folds)
-    if chosen is not None and folds is None:
-        chosen, folds_planned = _with_folds(fp, estimates, budget_s, chosen)
-    else:
-        folds_planned = folds
-    fold_choices = (folds_planned,) if folds_planned is not None else (1,)
-    n_groups = fp["n_images"]
-    if chosen is None:
-        smallest, cost = min(estimates, key=lambda item: item[1].step_s)
-        raise rules.PlanError(
-            f"a budget of {budget_minutes:g} min cannot train even the smallest network "
-            f"({smallest.model} {smallest.params()}, {smallest.size[0]}x{smallest.size[1]}, batch "
-            f"{smallest.batch}) for {rules.MIN_STEPS} steps on this machine "
-            f"({cost.step_s:.3f} s a step); it needs about "
-            f"{needed_budget(fp, smallest, cost):g} min (--budget)")
-    measured = measure(chosen)
-    costs["chosen"] = measured.record()
-    plan = None
-    for k in fold_choices:
-        if k > 1 and k > n_groups:
-            continue
-        plan = schedule(fp, chosen, measured, budget_s, k, _train_fraction)
-        needed = rules.MIN_STEPS
-        if plan is not None and plan.steps >= needed:
-            break
-        plan = None
-    if plan is None:
-        raise rules.PlanError(
-            f"measured at {measured.step_s:.3f} s a step, a budget of {budget_minutes:g} min "
-            f"cannot train {chosen.model} {chosen.params()} at {chosen.size[0]}x{chosen.size[1]} for "
-            f"{rules.MIN_STEPS} steps{' in each of ' + str(folds) + ' folds' if folds else ''}; "
-            f"it needs about {needed_budget(fp, chosen, measured, folds or 1):g} min")
-    return chosen, measured, plan, costs
+    remaining = list(candidates)
+    for attempt in range(MEASURE_TRIES):
+        estimates = [(c, reference.scaled(c.units())) for c in remaining]
+        chosen = _choose(fp, estimates, budget_s, folds)
+        if chosen is None:
+            smallest, cost = min(estimates, key=lambda item: item[1].step_s)
+            raise rules.PlanError(
+                f"a budget of {budget_minutes:g} min cannot train even the smallest network "
+                f"({smallest.model} {smallest.params()}, {smallest.size[0]}x"
+                f"{smallest.size[1]}, batch {smallest.batch}) for {rules.MIN_STEPS} steps on "
+                f"this machine ({cost.step_s:.3f} s a step); it needs about "
+                f"{needed_budget(fp, smallest, cost):g} min (--budget)")
+        if folds is None:
+            chosen, folds_planned = _with_folds(fp, estimates, budget_s, chosen)
+        else:
+            folds_planned = folds
+        measured = measure(chosen)
+        costs["chosen"] = measured.record()
+        if folds_planned <= fp["n_images"]:
+            plan = schedule(fp, chosen, measured, budget_s, folds_planned, _train_fraction)
+            if plan is not None:
+                return chosen, measured, plan, costs
+        # Slower than its estimate: scale the rest from this, closer, measurement.
+        costs.setdefault("set_aside", []).append(measured.record())
+        remaining = [c for c in remaining if c is not chosen]
+        reference = measured
+    raise rules.PlanError(
+        f"measured at {measured.step_s:.3f} s a step, a budget of {budget_minutes:g} min "
+        f"cannot train {chosen.model} {chosen.params()} at {chosen.size[0]}x{chosen.size[1]} "
+        f"for {rules.MIN_STEPS} steps{' in each of ' + str(folds) + ' folds' if folds else ''}"
+        f"; it needs about {needed_budget(fp, chosen, measured, folds or 1):g} min")

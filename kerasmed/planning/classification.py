@@ -92,7 +92,7 @@ def decisions(fp, c, plan) -> list[rules.Decision]:
         c.fit_decision,
         rules.Decision("data.image_size", list(c.size), "input",
                        f"{c.size[0]}x{c.size[1]}: the largest input whose network trains "
-                       f"{plan.steps} steps a model in the budget", {}),
+                       f"{plan.epochs} epochs ({plan.steps} steps) in the budget", {}),
         rules.Decision("model.params.width", c.extra["width"], "width",
                        f"{c.base} features in the first stage: the widest the budget affords",
                        {}),

@@ -167,9 +167,10 @@ def _network_decisions(fp, c, cost, plan):
     out = [
         c.fit_decision,
         rules.Decision("data.image_size", list(c.size), "patch",
-                       f"{c.size[0]}x{c.size[1]}: the largest input whose network trains "
-                       f"{plan.steps} steps a model in the budget ({cost.step_s:.3f} s a "
-                       f"measured step)", {"median_shape": fp["median_shape"]}),
+                       f"{c.size[0]}x{c.size[1]}: the largest input whose network sees its "
+                       f"pixels {plan.passes:.0f} times ({plan.steps} steps) in the budget "
+                       f"({cost.step_s:.3f} s a measured step)",
+                       {"median_shape": fp["median_shape"]}),
         rules.Decision("model.params.widths", list(c.widths), "topology",
                        f"{c.pools} poolings (feature maps >= {rules.MIN_FEATURE_MAP} px before "
                        f"pooling), base {c.widths[0]} doubling, capped at {rules.WIDTH_CAP}: "
@@ -196,7 +197,8 @@ def _schedule_decisions(fp, cost, plan, budget_minutes, folds_given, classify):
         rules.Decision("training.folds", plan.folds if plan.folds > 1 else None, "folds",
                        ("given by --folds" if folds_given else
                         f"the most folds (of {rules.FOLD_CHOICES}) whose models each get >= "
-                        f"{rules.FOLD_STEPS} steps") + f": {plan.steps} steps each",
+                        f"{rules.FOLD_STEPS} steps and {rules.FOLD_PASSES} passes")
+                       + f": {plan.steps} steps, {plan.passes:.0f} passes each",
                        {"n_images": fp["n_images"]}),
         rules.Decision("training.epochs", plan.epochs, "schedule",
                        f"{plan.epochs} epochs of {plan.steps_per_epoch} steps; validation and "

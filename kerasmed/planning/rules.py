@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Decision", "PlanError", "MIN_FEATURE_MAP", "MAX_POOLS", "WIDTH_CAP", "BASE_WIDTHS",
-           "MIN_MINOR_AXIS", "MIN_BASE_WIDTH", "SPECK_RATIO", "PATCH_DIAMETERS", "MAX_PATCH", "MIN_PATCH", "FOREGROUND_SHARE",
-           "BATCH_PIXEL_SHARE", "BATCH_RANGE", "BATCH_STEPS", "BUDGET_SHARE", "TARGET_STEPS", "MIN_STEPS", "FOLD_STEPS",
+           "MIN_BASE_WIDTH", "MIN_MINOR_AXIS", "SPECK_RATIO", "PATCH_DIAMETERS", "MAX_PATCH",
+           "MIN_PATCH", "FOREGROUND_SHARE", "BATCH_PIXEL_SHARE", "BATCH_RANGE", "BATCH_STEPS",
+           "BUDGET_SHARE", "TARGET_STEPS", "TARGET_PASSES", "MIN_STEPS", "FOLD_STEPS",
+           "FOLD_PASSES",
            "FOLD_CHOICES", "EPOCH_RANGE", "VALIDATION_SHARE", "channels_rule",
            "normalization_rule", "pools_for", "patch_rule", "widths_rule", "batch_rule",
            "augmentation_rule", "loss_rule", "optimizer_rule", "round_to_multiple",
-           "cache_rule"]
+           "cache_rule", "smallest_minor_axis", "typical_diameter"]
 
 # --- network topology (nnU-Net: get_pool_and_conv_props, PlainConvUNet constants) -----------
 #: A stage is pooled only while its feature map stays at least this wide before pooling, so the
@@ -64,14 +66,20 @@ BATCH_RANGE = (2, 8)
 BATCH_STEPS = (8, 4, 2)
 
 # --- budget ---------------------------------------------------------------------------------
-#: Train steps a model should get before a wider network or a larger patch is preferred over
-#: more steps.
+#: Train steps and passes over the training pixels (epochs of whole images, or patches
+#: covering the images' pixels that often) a model should get before a wider network or a
+#: larger patch is preferred over more training. Both count: on the synthetic polyps a
+#: planned U-Net of 1200 steps of batch 2 (15 passes) beat the hand-written one of 800 steps
+#: of batch 8 (40 passes), test Dice 0.965 against 0.954 (benchmarks/RESULTS.md).
 TARGET_STEPS = 1000
+TARGET_PASSES = 15
 #: The fewest train steps of a useful model: the quickstart's U-Net reaches a validation Dice
 #: of 0.89 after 240 steps (12 epochs of 20; README).
 MIN_STEPS = 250
-#: Each fold of a cross-validation must get at least this many steps, else one run is planned.
+#: Each fold of a cross-validation must get this many steps and passes, else one run is
+#: planned.
 FOLD_STEPS = 500
+FOLD_PASSES = 10
 #: Fold counts tried, most first (nnU-Net: 5).
 FOLD_CHOICES = (5, 4, 3, 2)
 #: Share of the budget the plan fills: the rest absorbs the error of the time estimate.
@@ -144,6 +152,29 @@ def pools_for(side: int) -> int:
     return pools
 
 
+def smallest_minor_axis(components) -> float | None:
+    """The minor axis of the smallest objects that matter: the area-weighted 10th percentile
+    (the objects holding the smallest tenth of the foreground), so that specks (one-pixel
+    islands of a thresholded map, objects cut by an image's border) do not forbid resizing;
+    for a fingerprint without it, the minimum raised to a ``SPECK_RATIO``-th of the median.
+    ``None`` when there are no objects."""
+    weighted = (components.get("minor_axis_by_area") or {}).get("p10")
+    if weighted is not None:
+        return weighted
+    axes = components.get("minor_axis_length") or {}
+    if axes.get("min") is None:
+        return None
+    return max(axes["min"], (axes.get("median") or 0) / SPECK_RATIO)
+
+
+def typical_diameter(components) -> float | None:
+    """The objects' area-weighted median equivalent diameter (the count median without it)."""
+    weighted = (components.get("diameter_by_area") or {}).get("median")
+    if weighted is not None:
+        return weighted
+    return (components.get("equivalent_diameter") or {}).get("median")
+
+
 def patch_rule(fp, max_side: int = MAX_PATCH):
     """Fit, input size and patch from the median image and the objects' sizes.
 
@@ -156,12 +187,7 @@ def patch_rule(fp, max_side: int = MAX_PATCH):
     """
     h, w = fp["median_shape"]
     components = fp.get("components") or {}
-    axes = components.get("minor_axis_length") or {}
-    # The smallest objects, but not specks far below the median (single pixels, objects cut
-    # by an image's border): they would forbid any resizing.
-    minor = None if axes.get("min") is None else max(axes["min"], (axes.get("median") or 0)
-                                                     / SPECK_RATIO)
-    diameter = (components.get("equivalent_diameter") or {}).get("median")
+    minor, diameter = smallest_minor_axis(components), typical_diameter(components)
     scale = min(1.0, max_side / h, max_side / w)
     figures = {"median_shape": [h, w], "smallest_minor_axis": minor,
                "median_diameter": diameter, "max_side": max_side}
