@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime
 import errno
 import json
+import math
 import os
 import re
 import tempfile
 from pathlib import Path
 
-__all__ = ["create_run_dir", "write_json_atomic", "replace_atomic"]
+__all__ = ["create_run_dir", "write_json_atomic", "replace_atomic", "strict_json",
+           "remove_stray_temporaries"]
 
 
 def create_run_dir(output_root, name: str) -> Path:
@@ -40,9 +42,28 @@ def create_run_dir(output_root, name: str) -> Path:
     raise RuntimeError(f"could not create a new run directory in {root}")
 
 
+def strict_json(value):
+    """``value`` made strict JSON: NumPy scalars and arrays as Python numbers and lists, paths
+    as strings, NaN and infinities as ``None`` (``null``), which every JSON reader accepts
+    (JavaScript's ``JSON.parse`` and ``jq`` refuse a bare ``NaN``)."""
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # NumPy, no import
+        return strict_json(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json_atomic(path, data) -> None:
-    """Write ``data`` as JSON so that a reader never sees a half-written file."""
-    replace_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+    """Write ``data`` as strict JSON (``strict_json``) so that a reader never sees a
+    half-written file."""
+    text = json.dumps(strict_json(data), indent=2, allow_nan=False) + "\n"
+    replace_atomic(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _umask() -> int:
@@ -68,3 +89,18 @@ def replace_atomic(path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove_stray_temporaries(folder) -> list[Path]:
+    """Remove the temporary files ``replace_atomic`` leaves when its process is killed
+    mid-write (``.<stem>.<random><suffix>``, e.g. ``.last.k2j3h.keras``) from ``folder``;
+    returns the paths removed."""
+    folder = Path(folder)
+    removed = []
+    for path in folder.glob(".*.*"):
+        parts = path.name[1:].split(".")
+        # ".<stem>.<random><suffix>": a stem, then mkstemp's random part and the suffix.
+        if path.is_file() and len(parts) >= 2 and (folder / f"{parts[0]}.{parts[-1]}").exists():
+            path.unlink()
+            removed.append(path)
+    return removed

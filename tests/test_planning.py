@@ -83,7 +83,7 @@ def test_large_images_with_large_objects_are_shrunk_keeping_the_aspect(tmp_path)
 
 def test_a_tiny_budget_shrinks_the_network_and_an_impossible_one_is_refused(tmp_path):
     fp = fingerprint(n=30, shape=(512, 512), minor=2.0, diameter=30.0)
-    big = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=60,
+    big = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=120,
                                           measure=fake_measure))
     small = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=2,
                                             measure=fake_measure))
@@ -187,7 +187,7 @@ def test_classification_folders_are_planned_with_class_weights_from_the_counts(t
     h, w = unbalanced["data.image_size"]
     assert h % 32 == 0 and w % 32 == 0 and unbalanced["data.fit"] == "resize"
     balanced = plan_from_fingerprint(classification_fingerprint({"a": 100, "b": 90}), tmp_path,
-                                     dataset="class_folders", budget_minutes=10,
+                                     dataset="class_folders", budget_minutes=60,
                                      measure=fake_measure)
     assert decisions(balanced)["data.class_weights"] is None
     assert balanced.experiment["model"]["name"] == "residual_attention_network"

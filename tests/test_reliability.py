@@ -3,6 +3,7 @@ one line (exit 2) before any work, with nothing left behind."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,12 @@ def moved_run(finished_run, tmp_path):
 def test_a_run_folder_copied_alone_evaluates_predicts_and_exports(moved_run, tmp_path, capsys):
     run, images = moved_run
     assert eval_main([str(run), "--data", images, "--overlays", "1"]) == 0
+    (evaluation,) = run.glob("eval_*")
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in summary.json")
+    # Strict JSON (JavaScript's JSON.parse, jq): undefined values are null, never NaN.
+    json.loads((evaluation / "summary.json").read_text(), parse_constant=refuse)
     assert predict_main([str(run), f"{images}/images", "--output", str(tmp_path / "m")]) == 0
     assert any((tmp_path / "m").iterdir())
     assert export_main([str(run), "--format", "savedmodel", "--output",
@@ -76,3 +83,104 @@ def test_out_of_range_options_are_refused_before_any_work(command, args, tmp_pat
     err = capsys.readouterr().err
     assert args[0] in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_explain_checks_classes_images_and_writes_all_or_nothing(finished_run, tmp_path,
+                                                                 capsys):
+    from kerasmed.cli import explain_main
+
+    run_dir, _, _, config = finished_run
+    images = sorted((Path(config["data"]["root"]) / "images").iterdir())[:3]
+    out = tmp_path / "cams"
+    assert explain_main([str(run_dir), str(images[0]), "--output", str(out),
+                         "--classes", "3"]) == 2
+    assert "--classes: 3 is not an output" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert explain_main([str(run_dir), str(empty), "--output", str(out)]) == 2
+    assert "a folder with no images" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(images[0].read_bytes()[:200])  # truncated
+    assert explain_main([str(run_dir), *map(str, images[:2]), str(broken), "--output",
+                         str(out)]) == 2
+    assert "nothing was written" in capsys.readouterr().err and not out.exists()
+
+
+def test_predict_on_an_empty_folder_is_an_error_not_zero_masks(finished_run, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert predict_main([str(finished_run[0]), str(empty), "--output",
+                         str(tmp_path / "o")]) == 2
+    assert "a folder with no images" in capsys.readouterr().err
+
+
+def test_compare_names_the_bad_cell_and_a_repeated_evaluation(tmp_path, capsys):
+    for name, value in (("a", "0.5"), ("b", "oops")):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "per_image.csv").write_text(f"image,dice\nx.png,0.4\ny.png,{value}\n")
+    assert compare_main([str(tmp_path / "a"), str(tmp_path / "b"), "--output",
+                         str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "per_image.csv: column 'dice', row 3 (image y.png): 'oops' is not a number" in err
+    with pytest.raises(SystemExit):
+        compare_main([str(tmp_path / "a"), str(tmp_path / "a")])
+    assert "is given twice" in capsys.readouterr().err
+
+
+def test_experiment_files_that_are_not_utf8_or_point_at_a_file_are_named(
+        write_config, tiny_experiment, tmp_path, capsys):
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(json.dumps({"name": "caf\u00e9"}).replace("\\u00e9", "\u00e9")
+                      .encode("latin-1"))
+    assert train_main([str(latin)]) == 2
+    assert f"{latin}: not UTF-8 text" in capsys.readouterr().err
+    tiny_experiment["data"].update(dataset="folder", root=str(latin))
+    assert train_main([str(write_config(tiny_experiment))]) == 2
+    assert "is a file; give the dataset's folder" in capsys.readouterr().err
+
+
+def test_a_dataset_whose_masks_are_all_empty_is_warned_about(tmp_path):
+    import numpy as np
+
+    from kerasmed.data.dataset import SegmentationDataset
+    from kerasmed.data.folders import write_png
+    from kerasmed.data.readers import read_dataset
+    from kerasmed.names import KerasmedWarning
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for i in range(4):
+        write_png(tmp_path / "images" / f"{i}.png", np.full((16, 16, 3), 100, np.uint8))
+        write_png(tmp_path / "masks" / f"{i}.png", np.zeros((16, 16), np.uint8))
+    with pytest.warns(KerasmedWarning, match="every mask of the 4 training sample"):
+        SegmentationDataset(read_dataset("folder", tmp_path), 2, (16, 16), shuffle=True)
+
+
+def test_resume_reconciles_stray_files_and_refuses_damaged_ones(write_config, tiny_experiment,
+                                                                tmp_path, capsys):
+    import pandas as pd
+
+    out = tmp_path / "runs"
+    assert train_main([str(write_config(tiny_experiment)), "--output", str(out)]) == 0
+    (run,) = out.iterdir()
+    state = json.loads((run / "state.json").read_text())
+    state["epochs_completed"] = 1  # as if killed after epoch 1 of 2
+    (run / "state.json").write_text(json.dumps(state))
+    stray = run / ".last.abc123.keras"  # a kill during a checkpoint save
+    stray.write_bytes(b"partial")
+    history = (run / "history.csv").read_bytes()
+    (run / "history.csv").unlink()
+    assert train_main(["--resume", str(run)]) == 2
+    assert "history.csv: holds 0 epoch(s) but state.json and last.keras record 1" in \
+        capsys.readouterr().err
+    (run / "history.csv").write_bytes(history)
+    good = (run / "last.keras").read_bytes()
+    (run / "last.keras").write_bytes(good[:len(good) // 2])
+    assert train_main(["--resume", str(run)]) == 2
+    assert "last.keras: the checkpoint cannot be read" in capsys.readouterr().err
+    (run / "last.keras").write_bytes(good)
+    assert train_main(["--resume", str(run)]) == 0
+    assert not stray.exists()
+    assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [1, 2]
+    assert json.loads((run / "summary.json").read_text())["status"] == "completed"

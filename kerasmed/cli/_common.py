@@ -172,7 +172,11 @@ def write_png(path, array):
 
 def image_paths(items):
     """The image files named by ``items`` (paths): a folder gives its images (by extension,
-    sorted), a file itself. Returns a list of ``Path``."""
+    sorted), a file itself. Returns a list of ``Path``.
+
+    Raises ``ValueError`` naming the folder for a folder without images, and for no images at
+    all, so that a command never succeeds on nothing.
+    """
     from pathlib import Path
 
     from kerasmed.data.io import IMAGE_EXTENSIONS
@@ -180,7 +184,13 @@ def image_paths(items):
     paths = []
     for item in map(Path, items):
         if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise ValueError(f"{item}: a folder with no images "
+                                 f"({', '.join(IMAGE_EXTENSIONS)})")
+            paths += found
         else:
             paths.append(item)
+    if not paths:
+        raise ValueError("no images given")
     return paths

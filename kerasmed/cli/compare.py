@@ -41,6 +41,13 @@ def compare_main(argv=None) -> int:
     args = parser.parse_args(argv)
     if len(args.evaluations) < 2:
         parser.error("give at least two evaluations")
+    from pathlib import Path
+
+    resolved = [Path(p).resolve() for p in args.evaluations]
+    if len(set(resolved)) < len(resolved):
+        twice = next(str(p) for p in args.evaluations
+                     if resolved.count(Path(p).resolve()) > 1)
+        parser.error(f"{twice} is given twice; compare different evaluations")
     names = args.names.split(",") if args.names else _labels(args.evaluations)
     if len(names) != len(args.evaluations) or len(set(names)) != len(names):
         parser.error("--names needs one distinct name per evaluation")

@@ -30,6 +30,9 @@ def explain_main(argv=None) -> int:
     add_verbose(parser)
     args = parser.parse_args(argv)
     quiet(args.verbose)
+    import os
+    import shutil
+    import tempfile
     from pathlib import Path
 
     import numpy as np
@@ -39,21 +42,22 @@ def explain_main(argv=None) -> int:
     from kerasmed.evaluation.inference import model_input_shape, model_view
     from kerasmed.experiment import load_for_inference
 
-    paths = image_paths(args.images)
     out = Path(args.output)
+    created = not out.exists()
+    staging = None
     try:
+        paths = image_paths(args.images)
         run = load_for_inference(args.target, args.checkpoint)
         model, settings = run.model, run.settings
         size = model_input_shape(model)[:2]
         names = (run.experiment.class_names() if run.experiment is not None and
                  run.is_classifier else None)
         count = model.outputs[-1].shape[-1]
-        if args.classes:
-            wanted = args.classes.split(",")
-            targets = [names.index(c) if names and c in names else int(c) for c in wanted]
-        else:
-            targets = list(range(count)) if run.is_classifier else [0 if count == 1 else 1]
+        targets = class_targets(args.classes, names, count, run.is_classifier)
         out.mkdir(parents=True, exist_ok=True)
+        # Heatmaps go to a staging folder, moved into place when every image is done: an
+        # unreadable image leaves nothing half-written.
+        staging = Path(tempfile.mkdtemp(prefix=".kerasmed-explain-", dir=out))
         written = []
         for path in paths:
             image = read_image(path, channels=settings.channels)
@@ -64,7 +68,7 @@ def explain_main(argv=None) -> int:
                 for t in targets:
                     cam, layer = grad_cam(model, x, t, layer=args.layer)
                     label = names[t] if names else str(t)
-                    written.append(_save_cam(out / f"{stem}_gradcam_{label}.png", image,
+                    written.append(_save_cam(staging / f"{stem}_gradcam_{label}.png", image,
                                              back(cam)))
                 continue
             if args.masks:
@@ -79,12 +83,46 @@ def explain_main(argv=None) -> int:
                     (prob[0].argmax(axis=-1) == targets[0])
             cam, layer = grad_cam(model, x, targets[0], region.astype(np.float32),
                                   layer=args.layer)
-            written.append(_save_cam(out / f"{stem}_seggradcam.png", image, back(cam)))
+            written.append(_save_cam(staging / f"{stem}_seggradcam.png", image, back(cam)))
+        clashes = [str(out / p.name) for p in written if (out / p.name).exists()]
+        if clashes:
+            raise FileExistsError(f"refusing to overwrite {', '.join(clashes[:5])}")
+        for path in written:
+            os.replace(path, out / path.name)
     except BAD_INPUT as err:
-        return bad_input("kerasmed-explain", err)
+        return bad_input("kerasmed-explain", err, "; nothing was written")
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
     print(f"kerasmed-explain: {len(written)} heatmaps of layer {layer!r} in {out}")
     return EXIT_CODES["done"]
 
+
+
+def class_targets(spec, names, count: int, classifier: bool) -> list[int]:
+    """The output channels ``--classes`` names: comma-separated class names (of the run) or
+    indices in ``0..count-1``; by default every class of a classifier, the foreground of a
+    segmentation network. Raises ``ValueError`` naming the option and the bad entry."""
+    if not spec:
+        return list(range(count)) if classifier else [0 if count == 1 else 1]
+    targets = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if names and entry in names:
+            targets.append(names.index(entry))
+            continue
+        try:
+            index = int(entry)
+        except ValueError:
+            known = f"; its classes: {', '.join(names)}" if names else ""
+            raise ValueError(f"--classes: {entry!r} is neither a class name of this run nor an "
+                             f"index{known}") from None
+        if not 0 <= index < count:
+            raise ValueError(f"--classes: {index} is not an output of this network, which has "
+                             f"{count} channel(s) (0-{count - 1})")
+        targets.append(index)
+    return targets
 
 
 def _save_cam(path, image, cam):

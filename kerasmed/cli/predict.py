@@ -39,7 +39,10 @@ def predict_main(argv=None) -> int:
     from kerasmed.evaluation import predict_image, to_mask
     from kerasmed.experiment import ConfigError, load_for_inference
 
-    paths = image_paths(args.images)
+    try:
+        paths = image_paths(args.images)
+    except ValueError as err:
+        return bad_input("kerasmed-predict", err, "; nothing was written")
     out = Path(args.output)
     targets = {p: out / f"{p.stem}.png" for p in paths}
     clashes = [str(t) for t in targets.values() if t.exists()]

@@ -176,7 +176,7 @@ class _BaseDataset(keras.utils.PyDataset):
         def read(sample):  # decoded data is kept only for the cache, else just the size
             pair = self._read_raw(sample)
             # fit="patches": which samples have foreground, for the forced patches
-            found = patches and pair[1] is not None and bool(np.any(pair[1]))
+            found = pair[1] is not None and bool(np.any(pair[1]))
             if keep and self.fit not in _WINDOWED:
                 pair = fit_pair(*pair, self.image_size, self.fit, pad_value=self.pad_value)
             return pair[0].shape[:2], (pair if keep else None), found
@@ -199,8 +199,16 @@ class _BaseDataset(keras.utils.PyDataset):
                                  f"problem: {problems[0][1]}")
         self.samples = good
         self._sizes = {i: size for i, (size, _, _) in results.items()}
+        found = {i: found for i, (_, _, found) in results.items()}
         if patches:
-            self._has_foreground = {i: found for i, (_, _, found) in results.items()}
+            self._has_foreground = found
+        elif self.training and getattr(self, "mask_mode", None) in ("binary", "classes") \
+                and not any(found.values()):
+            # Dice rewards predicting nothing on empty masks: the run would look perfect.
+            warnings.warn(f"{type(self).__name__}: every mask of the {len(found)} training "
+                          f"sample(s) is empty: the network can only learn background, and "
+                          f"Dice and IoU score an empty prediction of an empty mask as 1",
+                          stacklevel=4, category=KerasmedWarning)
         if keep:
             self._cache.update({i: pair for i, (_, pair, _) in results.items()})
 

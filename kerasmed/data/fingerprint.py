@@ -28,6 +28,7 @@ import numpy as np
 
 from kerasmed.data.io import (ImageReadError, _to_channels, read_class_mask, read_image,
                               read_label_mask, read_mask)
+from kerasmed.runfiles import strict_json
 
 __all__ = ["compute_fingerprint", "save_fingerprint", "load_fingerprint", "summarize",
            "FINGERPRINT_VERSION", "FINGERPRINT_MASK_MODES"]
@@ -292,21 +293,6 @@ def _by_area(values, areas) -> dict:
     return {"p10": pick(0.1), "median": pick(0.5)}
 
 
-def _strict(value):
-    """``value`` with numpy scalars made Python numbers and NaN / infinity made ``None``."""
-    if isinstance(value, dict):
-        return {str(k): _strict(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_strict(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
-
-
 def _ordered(function, count: int, workers: int):
     """``function(0) ... function(count - 1)`` in order, ``workers`` threads reading ahead (at
     most twice as many results held, so memory stays bounded whatever the dataset's size)."""
@@ -425,7 +411,7 @@ def compute_fingerprint(samples, *, mask_mode: str = "auto", channels: int | Non
     kind = "classification" if without else "segmentation"
     modes = _mask_modes(samples, mask_mode, num_classes, class_values)
     options = {"channels": channels, "num_classes": num_classes,
-               "class_values": _strict(class_values), "mask_threshold": mask_threshold,
+               "class_values": strict_json(class_values), "mask_threshold": mask_threshold,
                "max_intensity_samples": max_intensity_samples, "seed": int(seed)}
 
     every, foreground = _Pool(max_intensity_samples), _Pool(max_intensity_samples)
@@ -505,7 +491,7 @@ def compute_fingerprint(samples, *, mask_mode: str = "auto", channels: int | Non
             "fraction": {name: counts[name] / labelled for name in names},
             "n_unlabelled": len(samples) - labelled,
         }
-    return _strict(fingerprint)
+    return strict_json(fingerprint)
 
 
 def save_fingerprint(fingerprint: dict, path) -> Path:

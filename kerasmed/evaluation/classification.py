@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 
-from kerasmed.runfiles import replace_atomic  # noqa: E402
+from kerasmed.runfiles import replace_atomic, write_json_atomic  # noqa: E402
 
 __all__ = ["report", "plot_confusion_matrix", "predict_labels", "evaluate_classifier"]
 
@@ -116,8 +116,6 @@ def evaluate_classifier(model, dataset, out_dir, inference=None) -> dict:
     """
     from kerasmed.evaluation.calibration import Calibration
 
-    import json
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth, prob = predict_labels(model, dataset)
@@ -139,5 +137,5 @@ def evaluate_classifier(model, dataset, out_dir, inference=None) -> dict:
                "calibration": calibration.record()["bins"]}
     if inference is not None:
         summary["inference"] = inference
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    write_json_atomic(out_dir / "summary.json", summary)
     return summary

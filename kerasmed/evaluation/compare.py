@@ -40,6 +40,15 @@ def load_per_image(path) -> pd.DataFrame:
     if table["image"].duplicated().any():
         raise ValueError(f"{csv}: lists an image twice, e.g. "
                          f"{table['image'][table['image'].duplicated()].iloc[0]}")
+    for column in table.columns.drop("image"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = values.isna() & table[column].notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            raise ValueError(f"{csv}: column {column!r}, row {row + 2} (image "
+                             f"{table['image'].iloc[row]}): {table[column].iloc[row]!r} is not "
+                             f"a number")
+        table[column] = values
     return table.set_index("image")
 
 

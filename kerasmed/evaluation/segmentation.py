@@ -9,7 +9,6 @@ worst cases.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -24,6 +23,7 @@ from kerasmed.evaluation.inference import (InferenceSettings, model_input_shape,
                                            predict_samples, to_mask)
 from kerasmed.evaluation.objects import OBJECT_SCORES, Postprocess
 from kerasmed.evaluation.scores import PIXEL_SCORES, score_masks, summarise
+from kerasmed.runfiles import replace_atomic, write_json_atomic
 
 __all__ = ["evaluate", "overlay", "heatmap"]
 
@@ -148,7 +148,7 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
     # Only now, with every image scored: an unreadable mask leaves no half-written folder.
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
-    table.to_csv(out_dir / "per_image.csv", index=False)
+    replace_atomic(out_dir / "per_image.csv", lambda tmp: table.to_csv(tmp, index=False))
     summary = {"images": len(rows), "mode": settings.mode, "tta": tta, "threshold": threshold,
                "inference": settings.record()}
     if postprocess is None:
@@ -169,7 +169,7 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
         summary["object_f1_pooled"] = {"value": km_instances.f1_from_counts(tp, fp, fn),
                                        "tp": tp, "fp": fp, "fn": fn}
     summary.update(summarise(table, scores))
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_json_atomic(out_dir / "summary.json", summary)
     order = table["aji" if postprocess is not None else "dice"].argsort(kind="stable").tolist()
     picks = [("worst", i) for i in order[:n_overlays]] + \
             [("best", i) for i in order[::-1][:n_overlays]]

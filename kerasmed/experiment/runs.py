@@ -11,6 +11,7 @@ import functools
 import json
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -21,7 +22,7 @@ from kerasmed.evaluation.compare import mean_confidence_interval
 from kerasmed.experiment.pipeline import Experiment
 from kerasmed.experiment.postselect import select_postprocessing
 from kerasmed.experiment.schema import ConfigError
-from kerasmed.runfiles import create_run_dir, write_json_atomic
+from kerasmed.runfiles import create_run_dir, remove_stray_temporaries, write_json_atomic
 from kerasmed.training.callbacks import BudgetClock
 from kerasmed.training.distribution import distribution_scope
 from kerasmed.training.trainer import read_summary, run_training
@@ -190,17 +191,30 @@ def resume(run_dir) -> Path:
                                f"completed epoch, or this is not a kerasmed run directory)"])
     experiment = Experiment.from_run(run_dir, preflight=True)
     config, training = experiment.config, experiment.training
-    state = json.loads((run_dir / "state.json").read_text())
-    done = int(state["epochs_completed"])
+    remove_stray_temporaries(run_dir)  # a kill during a save leaves its temporary file
+    try:
+        state = json.loads((run_dir / "state.json").read_text())
+        done = int(state["epochs_completed"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise ConfigError([f"{run_dir / 'state.json'}: damaged ({err}); the run cannot be "
+                           f"resumed"]) from err
+    history = run_dir / "history.csv"
+    rows = pd.read_csv(history).to_dict("records")[:done] if history.exists() else []
+    if len(rows) < done:
+        raise ConfigError([f"{history}: holds {len(rows)} epoch(s) but state.json and "
+                           f"last.keras record {done}; resuming would lose epochs from the "
+                           f"history and the plots (restore the file, or start a new run)"])
     keras.utils.set_random_seed(config["seed"] + done)
     keras.mixed_precision.set_global_policy(training["precision"])
     scope, replicas = _distribution(training, experiment.where)
     with scope:
-        model = keras.saving.load_model(run_dir / "last.keras")
+        try:
+            model = keras.saving.load_model(run_dir / "last.keras")
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise ConfigError([f"{run_dir / 'last.keras'}: the checkpoint cannot be read "
+                               f"({type(err).__name__}: {err}); it may be truncated"]) from err
     split = experiment.run_split()
     train_ds, val_ds = experiment.datasets(model, split, split.record.get("classes"))
-    rows = pd.read_csv(run_dir / "history.csv").to_dict("records")[:done] \
-        if (run_dir / "history.csv").exists() else []
     if done >= training["epochs"]:
         print(f"kerasmed: {run_dir} already completed {done} of {training['epochs']} epochs")
         return run_dir

@@ -478,7 +478,10 @@ def _check_dataset(config, where, problems):
     if data["dataset"] in SYNTHETIC_DATASETS:
         return  # generated into root on first use
     root = Path(data["root"])
-    if not root.is_dir():
+    if root.is_file():
+        problems.append(f"{where}: data.root: {root.resolve()} is a file; give the dataset's "
+                        f"folder")
+    elif not root.is_dir():
         problems.append(f"{where}: data.root: dataset folder {root.resolve()} does not exist")
     params = inspect.signature(READERS[data["dataset"]]).parameters
     for key in data["options"]:
@@ -615,9 +618,12 @@ def read_experiment(path) -> dict:
     path = Path(path)
     where = str(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError([f"{where}: cannot read the experiment file ({err.strerror})"]) from err
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{where}: not UTF-8 text (byte {err.start}: {err.reason}); save the "
+                           f"experiment file as UTF-8"]) from err
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:

@@ -155,7 +155,8 @@ def _choose(fp, estimates, budget_s, folds):
     ``rules.TARGET_STEPS`` steps and ``rules.TARGET_PASSES`` passes over the training
     pixels, with the widest such base and the largest batch that does; failing that, any
     base; failing that, ``rules.TARGET_STEPS`` steps whatever the passes (patches of very
-    large images); failing that, ``rules.MIN_STEPS`` steps. ``None`` when nothing fits."""
+    large images); failing that, ``rules.MIN_STEPS`` steps. Returns ``(candidate, passes)``:
+    ``passes`` says whether the passes were asked for; ``(None, False)`` when nothing fits."""
     tiers = ((rules.TARGET_STEPS, rules.TARGET_PASSES), (rules.TARGET_STEPS, 0),
              (rules.MIN_STEPS, 0))
     for steps, passes in tiers:
@@ -165,17 +166,17 @@ def _choose(fp, estimates, budget_s, folds):
                     continue
                 plan = schedule(fp, candidate, cost, budget_s, folds or 1, _train_fraction)
                 if plan is not None and plan.steps >= steps and plan.passes >= passes:
-                    return candidate
-    return None
+                    return candidate, passes > 0
+    return None, False
 
 
-def _with_folds(fp, estimates, budget_s, single):
+def _with_folds(fp, estimates, budget_s, single, passes=True):
     """Cross-validation where the budget affords it without losing context: the most folds
     (``rules.FOLD_CHOICES``, at most one per image) for which a candidate with the single
     run's patch and a base of at least ``rules.MIN_BASE_WIDTH`` trains ``rules.FOLD_STEPS``
     steps and ``rules.FOLD_PASSES`` passes in each fold (the widest base, then the largest
-    batch).
-    Returns ``(candidate, folds)``, or ``(single, 1)`` when no fold count fits."""
+    batch); without ``passes`` (the single run could not be asked for them either), the
+    steps alone. Returns ``(candidate, folds)``, or ``(single, 1)`` when no fold count fits."""
     for k in rules.FOLD_CHOICES:
         if k > fp["n_images"]:
             continue
@@ -185,7 +186,7 @@ def _with_folds(fp, estimates, budget_s, single):
                 continue
             plan = schedule(fp, candidate, cost, budget_s, k, _train_fraction)
             if plan is not None and plan.steps >= rules.FOLD_STEPS \
-                    and plan.passes >= rules.FOLD_PASSES:
+                    and (not passes or plan.passes >= rules.FOLD_PASSES):
                 return candidate, k
     return single, 1
 
@@ -207,17 +208,11 @@ def select(fp, candidates, measure, budget_s, budget_minutes, folds):
     remaining = list(candidates)
     for attempt in range(MEASURE_TRIES):
         estimates = [(c, reference.scaled(c.units())) for c in remaining]
-        chosen = _choose(fp, estimates, budget_s, folds)
+        chosen, passes = _choose(fp, estimates, budget_s, folds)
         if chosen is None:
-            smallest, cost = min(estimates, key=lambda item: item[1].step_s)
-            raise rules.PlanError(
-                f"a budget of {budget_minutes:g} min cannot train even the smallest network "
-                f"({smallest.model} {smallest.params()}, {smallest.size[0]}x"
-                f"{smallest.size[1]}, batch {smallest.batch}) for {rules.MIN_STEPS} steps on "
-                f"this machine ({cost.step_s:.3f} s a step); it needs about "
-                f"{needed_budget(fp, smallest, cost):g} min (--budget)")
+            break
         if folds is None:
-            chosen, folds_planned = _with_folds(fp, estimates, budget_s, chosen)
+            chosen, folds_planned = _with_folds(fp, estimates, budget_s, chosen, passes)
         else:
             folds_planned = folds
         measured = measure(chosen)
@@ -230,8 +225,19 @@ def select(fp, candidates, measure, budget_s, budget_minutes, folds):
         costs.setdefault("set_aside", []).append(measured.record())
         remaining = [c for c in remaining if c is not chosen]
         reference = measured
+    # Last: the cheapest candidate, measured, so that a refusal names a budget that was
+    # measured, not estimated.
+    smallest = min(remaining, key=lambda c: reference.scaled(c.units()).step_s)
+    measured = measure(smallest)
+    costs["smallest"] = measured.record()
+    plan = schedule(fp, smallest, measured, budget_s, folds or 1, _train_fraction)
+    if plan is not None:
+        costs["chosen"] = measured.record()
+        return smallest, measured, plan, costs
+    folds_text = f" in each of {folds} folds" if folds else ""
     raise rules.PlanError(
-        f"measured at {measured.step_s:.3f} s a step, a budget of {budget_minutes:g} min "
-        f"cannot train {chosen.model} {chosen.params()} at {chosen.size[0]}x{chosen.size[1]} "
-        f"for {rules.MIN_STEPS} steps{' in each of ' + str(folds) + ' folds' if folds else ''}"
-        f"; it needs about {needed_budget(fp, chosen, measured, folds or 1):g} min")
+        f"a budget of {budget_minutes:g} min cannot train even the smallest network "
+        f"({smallest.model} {smallest.params()}, {smallest.size[0]}x{smallest.size[1]}, batch "
+        f"{smallest.batch}) for {rules.MIN_STEPS} steps{folds_text} on this machine "
+        f"({measured.step_s:.3f} s a measured step); it needs about "
+        f"{needed_budget(fp, smallest, measured, folds or 1):g} min (--budget)")

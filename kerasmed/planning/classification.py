@@ -22,8 +22,9 @@ _FEATURES = 64
 INPUT_SIDES = (128, 96, 64, 32)
 #: Width multipliers tried, widest first.
 WIDTHS = (1.0, 0.5, 0.25)
-#: Batch sizes tried, largest first (a classifier's batch of whole small images is cheap).
-BATCHES = (32, 16, 8)
+#: Batch sizes tried, largest first (a classifier's batch of whole small images is cheap),
+#: at most a fifth of the images.
+BATCHES = (32, 16, 8, 4, 2)
 #: Classes are weighted by inverse frequency when the largest class has this many times the
 #: smallest one's images.
 IMBALANCE = 1.5
@@ -46,7 +47,7 @@ def candidates(fp, channels) -> list[Candidate]:
         for width in WIDTHS:
             base = int(_FEATURES * width)
             for batch in BATCHES:
-                if batch > max(BATCHES[-1], n // 5):
+                if batch > max(BATCHES[-1], n // 5):  # several steps an epoch
                     continue
                 key = (tuple(size), width, batch)
                 if key in seen:

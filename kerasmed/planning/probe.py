@@ -49,7 +49,7 @@ class StepCost:
 
 
 def measure_step(model_name: str, params: dict, input_shape, batch_size: int, training: dict,
-                 units: float, steps: int = 4, seed: int = 0) -> StepCost:
+                 units: float, steps: int = 8, seed: int = 0) -> StepCost:
     """Build ``model_name`` with ``params`` at ``input_shape``, compile it with the
     ``training`` section (as ``kerasmed-train`` does) and time ``steps`` train steps after the
     first, and two forward passes, on random images and targets (binary masks, or class
