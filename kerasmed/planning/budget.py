@@ -22,8 +22,11 @@ __all__ = ["Candidate", "Schedule", "schedule", "select", "needed_budget", "RUN_
 #: Seconds a run spends besides its steps: building, scanning the images, tracing the
 #: validation step (the train step's tracing is measured by the probe).
 RUN_OVERHEAD_S = 8.0
-#: Seconds an epoch spends on checkpoints, history and plots besides validation.
-EPOCH_OVERHEAD_S = 1.0
+#: Seconds an epoch spends besides its train steps and its validation images' predictions:
+#: starting the validation pass, checkpoints, history and plots. Measured on the 2-core
+#: machine in three planned runs: 0.6-0.9 s after the epoch's own time, and up to 0.9 s of
+#: validation overhead within it (benchmarks/RESULTS.md, 2026-12-04).
+EPOCH_OVERHEAD_S = 1.5
 
 
 @dataclass
