@@ -258,7 +258,8 @@ def test_validated_spec_has_defaults_and_empty_spec_gives_none():
     assert isinstance(build_augmentation([{"op": "flip_random", "probability": 1}]),
                       Augmentation)
     assert set(INTENSITY) == {"random_brightness", "random_contrast", "random_color",
-                              "random_erasing", "greyscale"}
+                              "random_erasing", "greyscale", "gaussian_noise",
+                              "gaussian_blur", "gamma"}
 
 
 def test_nnunet_intensity_operations_touch_the_image_only_and_do_what_they_say():

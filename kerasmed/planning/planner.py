@@ -20,7 +20,7 @@ from kerasmed.data.readers import DatasetLayoutError, read_dataset
 from kerasmed.experiment.schema import ConfigError, section_defaults, validate_config
 from kerasmed.planning import classification, rules
 from kerasmed.planning.budget import Candidate, select
-from kerasmed.planning.probe import measure_step, probe_dataset
+from kerasmed.planning.probe import measure_loader, measure_step
 from kerasmed.runfiles import write_json_atomic
 
 __all__ = ["Plan", "plan_experiment", "plan_from_fingerprint", "PLAN_FILES"]
@@ -246,19 +246,19 @@ def _experiment(root, dataset, options, decisions, model, base, seed, name, budg
 
 
 def _probe(training, channels, samples=None, normalization="auto", augmentation=None):
-    """``measure(candidate)``: the network's train step as training runs it (``model.fit``
-    over the planned loader on a few of ``samples``, ``augmentation(size)`` giving the
-    augmentation, default the segmentation rule's), or without ``samples`` on random data
-    (``measure_step``)."""
+    """``measure(candidate)``: the network's step (``measure_step``) plus, given the
+    ``samples``, the loader's time a batch with the planned augmentation
+    (``measure_loader``; ``augmentation(size)`` gives it, default the segmentation rule's)."""
     augmentation = augmentation or (lambda size: rules.augmentation_rule(size).value)
 
     def measure(candidate):
-        dataset = None
+        cost = measure_step(candidate.model, candidate.params(), (*candidate.size, channels),
+                            candidate.batch, training, candidate.units())
         if samples:
-            dataset = probe_dataset(samples, candidate.fit, candidate.size, candidate.batch,
-                                    channels, normalization, augmentation(candidate.size))
-        return measure_step(candidate.model, candidate.params(), (*candidate.size, channels),
-                            candidate.batch, training, candidate.units(), dataset=dataset)
+            cost = cost.plus_loader(measure_loader(
+                samples, candidate.fit, candidate.size, candidate.batch, channels,
+                normalization, augmentation(candidate.size)))
+        return cost
     return measure
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["StepCost", "measure_step", "probe_dataset"]
+__all__ = ["StepCost", "measure_step", "measure_loader"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,10 @@ class StepCost:
     trace_s: float
     units: float
 
+    def plus_loader(self, seconds: float) -> StepCost:
+        """The cost with the loader's ``seconds`` a batch added to each train step."""
+        return StepCost(self.step_s + seconds, self.predict_s, self.trace_s, self.units)
+
     def scaled(self, units: float) -> StepCost:
         """The cost of a configuration with ``units`` activation units a step, assuming time
         linear in them (tracing assumed the same)."""
@@ -45,16 +49,11 @@ class StepCost:
 
 
 def measure_step(model_name: str, params: dict, input_shape, batch_size: int, training: dict,
-                 units: float, steps: int = 8, seed: int = 0, dataset=None) -> StepCost:
+                 units: float, steps: int = 8, seed: int = 0) -> StepCost:
     """Build ``model_name`` with ``params`` at ``input_shape``, compile it with the
-    ``training`` section (as ``kerasmed-train`` does) and time its train steps and two
-    forward passes.
-
-    Without ``dataset``, ``steps`` train steps after the first on random images and targets
-    (binary masks, or class indices for a classifier) of ``batch_size``. With ``dataset`` (a
-    training loader, ``probe_dataset``), ``model.fit`` over up to ``steps`` of its batches, as
-    training runs them: the loader's reading, cropping and augmentation and fit's own work a
-    step included.
+    ``training`` section (as ``kerasmed-train`` does) and time ``steps`` train steps after the
+    first, and two forward passes, on random images and targets (binary masks, or class
+    indices for a classifier) of ``batch_size``.
 
     Returns the ``StepCost`` (``units``: the configuration's activation units a step, as the
     caller counts them). The Keras session is cleared afterwards.
@@ -77,40 +76,40 @@ def measure_step(model_name: str, params: dict, input_shape, batch_size: int, tr
     start = time.perf_counter()
     model.train_on_batch(x, y)
     trace_s = time.perf_counter() - start
-    if dataset is None:
-        times = []
-        for _ in range(steps):
-            start = time.perf_counter()
-            model.train_on_batch(x, y)
-            times.append(time.perf_counter() - start)
-        step_s = float(np.median(times))
-    else:
-        count = max(1, min(steps, len(dataset)))
-        model.fit(dataset, epochs=1, steps_per_epoch=count, verbose=0, shuffle=False)
+    times = []
+    for _ in range(steps):
         start = time.perf_counter()
-        model.fit(dataset, epochs=1, steps_per_epoch=count, verbose=0, shuffle=False)
-        step_s = (time.perf_counter() - start) / count
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
     model.predict_on_batch(x)  # traced here, timed below
     start = time.perf_counter()
     model.predict_on_batch(x)
     predict_s = time.perf_counter() - start
     keras.backend.clear_session()
-    return StepCost(step_s, predict_s, trace_s, float(units))
+    return StepCost(float(np.median(times)), predict_s, trace_s, float(units))
 
 
-def probe_dataset(samples, fit: str, size, batch_size: int, channels: int, normalization,
-                  augmentation, steps: int = 8, seed: int = 0):
-    """A training loader (segmentation or, for samples without masks, classification) of up
-    to ``steps`` batches of this configuration over a few of ``samples``, its images cached
-    and read once, so that ``measure_step`` times steps as training runs them."""
+def measure_loader(samples, fit: str, size, batch_size: int, channels: int, normalization,
+                   augmentation, batches: int = 4, seed: int = 0) -> float:
+    """Seconds kerasmed's training loader (segmentation or, for samples without masks,
+    classification) takes for one batch of this configuration (read
+    from its cache, fitted, augmented and normalised), the median of ``batches`` batches
+    after one pass that fills the cache. With one worker, ``fit`` waits for each batch, so
+    this adds to every step."""
     from kerasmed.data.dataset import ClassificationDataset, SegmentationDataset
 
-    samples = list(samples)[:max(batch_size * steps, 16)]
-    extra = {"patches_per_epoch": batch_size * steps} if fit == "patches" else {}
+    samples = list(samples)[:max(batch_size, 16)]
+    extra = {"patches_per_epoch": batch_size * batches} if fit == "patches" else {}
     make = SegmentationDataset if samples[0].mask is not None else ClassificationDataset
     dataset = make(samples, batch_size, size, channels=channels, shuffle=True, seed=seed,
                    normalization=normalization, cache=True, augment=augmentation, fit=fit,
                    **extra)
-    for i in range(len(dataset)):  # fills the cache: training reads each image once
+    count = min(batches, len(dataset))
+    for i in range(count):  # fills the cache
         dataset[i]
-    return dataset
+    times = []
+    for i in range(count):
+        start = time.perf_counter()
+        dataset[i]
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
