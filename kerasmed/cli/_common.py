@@ -5,9 +5,12 @@ imports Keras at module level, so ``--help`` answers at once."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import os
+import shutil
 import sys
+import tempfile
 
 EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupted": 130,
               "terminated": 143}
@@ -160,6 +163,35 @@ def inference_target(target, ensemble):
     alone, or the list of every member."""
     return [target, *ensemble] if ensemble else target
 
+
+
+@contextlib.contextmanager
+def staged_output(out, prefix: str):
+    """Write a command's files all or nothing: the block writes into the staging folder this
+    yields (inside ``out``, created if needed), and only when it ends without an error are the
+    files moved into ``out``, refusing to overwrite any. The staging folder is always removed,
+    and so is ``out`` when this created it and it stays empty."""
+    from pathlib import Path
+
+    out = Path(out)
+    created = not out.exists()
+    staging = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out))
+        yield staging
+        names = sorted(p.name for p in staging.iterdir())
+        clashes = [str(out / n) for n in names if (out / n).exists()]
+        if clashes:
+            raise FileExistsError(f"refusing to overwrite {', '.join(clashes[:5])}"
+                                  + (" ..." if len(clashes) > 5 else ""))
+        for name in names:
+            os.replace(staging / name, out / name)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if created and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
 
 
 def write_png(path, array):

@@ -34,7 +34,8 @@ def eval_main(argv=None) -> int:
                                           "class names in output order")
     parser.add_argument("--output", help="parent folder of the new evaluation directory "
                                          "(default: the run directory, or the model's folder)")
-    parser.add_argument("--overlays", type=bounded(int, 0), default=3, help="best and worst cases to draw")
+    parser.add_argument("--overlays", type=bounded(int, 0), default=3,
+                        help="best and worst cases to draw")
     parser.add_argument("--instances", choices=("auto", "on", "off", "distance", "probability"),
                         default=None,
                         help="also score objects (AJI, object F1, object Dice) against instance "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
-                                  image_paths, quiet, write_png)
+                                  image_paths, quiet, staged_output, write_png)
 
 
 def explain_main(argv=None) -> int:
@@ -30,9 +30,6 @@ def explain_main(argv=None) -> int:
     add_verbose(parser)
     args = parser.parse_args(argv)
     quiet(args.verbose)
-    import os
-    import shutil
-    import tempfile
     from pathlib import Path
 
     import numpy as np
@@ -43,8 +40,6 @@ def explain_main(argv=None) -> int:
     from kerasmed.experiment import load_for_inference
 
     out = Path(args.output)
-    created = not out.exists()
-    staging = None
     try:
         paths = image_paths(args.images)
         run = load_for_inference(args.target, args.checkpoint)
@@ -54,48 +49,39 @@ def explain_main(argv=None) -> int:
                  run.is_classifier else None)
         count = model.outputs[-1].shape[-1]
         targets = class_targets(args.classes, names, count, run.is_classifier)
-        out.mkdir(parents=True, exist_ok=True)
-        # Heatmaps go to a staging folder, moved into place when every image is done: an
-        # unreadable image leaves nothing half-written.
-        staging = Path(tempfile.mkdtemp(prefix=".kerasmed-explain-", dir=out))
+        # Heatmaps are moved into place when every image is done: an unreadable image leaves
+        # nothing half-written.
         written = []
-        for path in paths:
-            image = read_image(path, channels=settings.channels)
-            x, back = model_view(image, size, settings.mode, settings.normalization,
-                                 settings.pad_value)
-            stem = path.stem
-            if run.is_classifier:
-                for t in targets:
-                    cam, layer = grad_cam(model, x, t, layer=args.layer)
-                    label = names[t] if names else str(t)
-                    written.append(_save_cam(staging / f"{stem}_gradcam_{label}.png", image,
-                                             back(cam)))
-                continue
-            if args.masks:
-                truth = read_mask(Path(args.masks) / f"{stem}.png")
-                region, _ = model_view(truth.astype(np.uint8)[..., None] * 255, size,
-                                       settings.mode, "dtype_range")
-                region = region[..., 0] > 0.5
-            else:
-                prob = np.asarray(model(x[None], training=False)[-1]
-                                  if len(model.outputs) > 1 else model(x[None], training=False))
-                region = (prob[0, ..., 0] > args.threshold) if count == 1 else \
-                    (prob[0].argmax(axis=-1) == targets[0])
-            cam, layer = grad_cam(model, x, targets[0], region.astype(np.float32),
-                                  layer=args.layer)
-            written.append(_save_cam(staging / f"{stem}_seggradcam.png", image, back(cam)))
-        clashes = [str(out / p.name) for p in written if (out / p.name).exists()]
-        if clashes:
-            raise FileExistsError(f"refusing to overwrite {', '.join(clashes[:5])}")
-        for path in written:
-            os.replace(path, out / path.name)
+        with staged_output(out, ".kerasmed-explain-") as staging:
+            for path in paths:
+                image = read_image(path, channels=settings.channels)
+                x, back = model_view(image, size, settings.mode, settings.normalization,
+                                     settings.pad_value)
+                stem = path.stem
+                if run.is_classifier:
+                    for t in targets:
+                        cam, layer = grad_cam(model, x, t, layer=args.layer)
+                        label = names[t] if names else str(t)
+                        written.append(_save_cam(staging / f"{stem}_gradcam_{label}.png",
+                                                 image, back(cam)))
+                    continue
+                if args.masks:
+                    truth = read_mask(Path(args.masks) / f"{stem}.png")
+                    region, _ = model_view(truth.astype(np.uint8)[..., None] * 255, size,
+                                           settings.mode, "dtype_range")
+                    region = region[..., 0] > 0.5
+                else:
+                    prob = np.asarray(model(x[None], training=False)[-1]
+                                      if len(model.outputs) > 1
+                                      else model(x[None], training=False))
+                    region = (prob[0, ..., 0] > args.threshold) if count == 1 else \
+                        (prob[0].argmax(axis=-1) == targets[0])
+                cam, layer = grad_cam(model, x, targets[0], region.astype(np.float32),
+                                      layer=args.layer)
+                written.append(_save_cam(staging / f"{stem}_seggradcam.png", image,
+                                         back(cam)))
     except BAD_INPUT as err:
         return bad_input("kerasmed-explain", err, "; nothing was written")
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
     print(f"kerasmed-explain: {len(written)} heatmaps of layer {layer!r} in {out}")
     return EXIT_CODES["done"]
 

@@ -3,16 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import math
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, quiet
-
-
-def _minutes(text):
-    value = float(text)
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number of minutes, got {text}")
-    return value
+from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded, quiet
 
 
 def _plan_parser():
@@ -26,10 +18,11 @@ def _plan_parser():
     parser.add_argument("--dataset", default="folder",
                         help="reader of the folder's layout (default: folder, images/ and "
                              "masks/ paired by stem)")
-    parser.add_argument("--budget", type=_minutes, default=10.0, metavar="MINUTES",
+    parser.add_argument("--budget", type=bounded(float, 0, low_open=True), default=10.0,
+                        metavar="MINUTES",
                         help="minutes the whole plan may train, folds and post-processing "
                              "included (default 10)")
-    parser.add_argument("--folds", type=int, metavar="K",
+    parser.add_argument("--folds", type=bounded(int, 1), metavar="K",
                         help="folds of the cross-validation (1: a single run; default: as "
                              "many as the budget affords)")
     parser.add_argument("--output", default=None,
@@ -49,8 +42,6 @@ def plan_main(argv=None) -> int:
     useful model (the message gives the budget needed)."""
     parser = _plan_parser()
     args = parser.parse_args(argv)
-    if args.folds is not None and args.folds < 1:
-        parser.error(f"--folds must be at least 1, got {args.folds}")
     quiet(args.verbose)
     from pathlib import Path
 

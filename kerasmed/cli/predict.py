@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from kerasmed.cli._common import (EXIT_CODES, bad_input, bounded, image_paths,
                                   inference_parser, inference_target, interrupted_code, quiet,
-                                  write_png)
+                                  staged_output, write_png)
 from kerasmed.signals import signal_name
 
 
@@ -29,8 +28,6 @@ def predict_main(argv=None) -> int:
                              "predict every readable image and list the others (skip)")
     args = parser.parse_args(argv)
     quiet(args.verbose)
-    import shutil
-    import tempfile
     from pathlib import Path
 
     import numpy as np
@@ -51,52 +48,37 @@ def predict_main(argv=None) -> int:
                          + (" ..." if len(clashes) > 5 else ""))
     if len(set(targets.values())) < len(targets):
         return bad_input("kerasmed-predict", "two input images share a file stem")
-    created = not out.exists()
-    staging = None
     skipped = []
     try:
         run = load_for_inference(inference_target(args.target, args.ensemble), args.checkpoint,
                                  args.mode, args.normalization)
         model, settings = run.model, run.settings
-        out.mkdir(parents=True, exist_ok=True)
-        # Masks are written to a staging folder and moved into place only when every image is
-        # done: an unreadable image (with --on-error raise) or a full disk leaves nothing
-        # half-written.
-        staging = Path(tempfile.mkdtemp(prefix=".kerasmed-predict-", dir=out))
-        written = []
-        for path, target in targets.items():
-            try:
-                image = read_image(path, channels=settings.channels)
-            except ImageReadError as err:
-                if args.on_error == "raise":
-                    raise
-                skipped.append((path, str(err)))
-                continue
-            prob = predict_image(model, image, settings.mode, settings.normalization,
-                                 pad_value=settings.pad_value,
-                                 overlap=args.overlap, tta=args.tta)
-            mask = run.cleaning(to_mask(prob, args.threshold))
-            scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are
-            write_png(staging / target.name, (mask * scale).astype(np.uint8))
-            written.append(target.name)
-            if args.probabilities and prob.shape[-1] == 1:
-                name = f"{path.stem}_prob.png"
-                write_png(staging / name,
-                           (np.clip(prob[..., 0], 0, 1) * 65535).astype(np.uint16))
-                written.append(name)
-        for name in written:
-            os.replace(staging / name, out / name)
+        # Masks are moved into place only when every image is done: an unreadable image (with
+        # --on-error raise) or a full disk leaves nothing half-written.
+        with staged_output(out, ".kerasmed-predict-") as staging:
+            for path, target in targets.items():
+                try:
+                    image = read_image(path, channels=settings.channels)
+                except ImageReadError as err:
+                    if args.on_error == "raise":
+                        raise
+                    skipped.append((path, str(err)))
+                    continue
+                prob = predict_image(model, image, settings.mode, settings.normalization,
+                                     pad_value=settings.pad_value,
+                                     overlap=args.overlap, tta=args.tta)
+                mask = run.cleaning(to_mask(prob, args.threshold))
+                scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are
+                write_png(staging / target.name, (mask * scale).astype(np.uint8))
+                if args.probabilities and prob.shape[-1] == 1:
+                    write_png(staging / f"{path.stem}_prob.png",
+                              (np.clip(prob[..., 0], 0, 1) * 65535).astype(np.uint16))
     except (ConfigError, OSError) as err:
         return bad_input("kerasmed-predict", err, "; nothing was written")
     except KeyboardInterrupt as interrupt:
         print(f"kerasmed-predict: interrupted ({signal_name(interrupt)}); nothing was written",
               file=sys.stderr)
         return interrupted_code(interrupt)
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
-        if created and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
     done = len(targets) - len(skipped)
     print(f"kerasmed-predict: {done} masks in {out}")
     if skipped:

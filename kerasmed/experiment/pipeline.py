@@ -26,7 +26,8 @@ from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.inference import InferenceSettings
 from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.objects import Postprocess, postprocess_defaults
-from kerasmed.experiment.schema import SCHEMA, ConfigError, load_config, validate_config
+from kerasmed.experiment.schema import (SCHEMA, ConfigError, load_config, read_experiment,
+                                        validate_config)
 from kerasmed.models.registry import build, get_spec
 from kerasmed.training.aux_weight import auxiliary_losses, has_auxiliary_outputs
 from kerasmed.training.tracing import build_optimizer
@@ -134,14 +135,9 @@ class Experiment:
         path = run_dir / "config.json"
         if not path.exists():
             raise ConfigError([f"{run_dir}: not a kerasmed run directory (no config.json)"])
-        try:
-            raw = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ConfigError([f"{path}: line {err.lineno}, column {err.colno}: invalid JSON: "
-                               f"{err.msg}"]) from err
         # By default the saved config is checked, not this machine: the run is usable anywhere.
-        return cls(validate_config(raw, str(path), preflight=preflight), where=path,
-                   run_dir=run_dir)
+        return cls(validate_config(read_experiment(path), str(path), preflight=preflight),
+                   where=path, run_dir=run_dir)
 
     # ---------------------------------------------------------------------------- the facts
 

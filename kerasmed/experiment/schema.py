@@ -614,7 +614,8 @@ def apply_overrides(raw: dict, overrides=(), where: str = "<config>") -> dict:
 
 def read_experiment(path) -> dict:
     """The raw experiment dictionary of the JSON file ``path``; ``ConfigError`` names the file
-    (and the line and column of invalid JSON)."""
+    (and the line and column of invalid JSON, text that is not UTF-8, or JSON that is not an
+    object)."""
     path = Path(path)
     where = str(path)
     try:
@@ -625,10 +626,14 @@ def read_experiment(path) -> dict:
         raise ConfigError([f"{where}: not UTF-8 text (byte {err.start}: {err.reason}); save the "
                            f"experiment file as UTF-8"]) from err
     try:
-        return json.loads(text)
+        raw = json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError([f"{where}: line {err.lineno}, column {err.colno}: invalid JSON: "
                            f"{err.msg}"]) from err
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{where}: the experiment must be a JSON object, got a JSON "
+                           f"{type(raw).__name__}"])
+    return raw
 
 
 def load_config(path, overrides=()) -> dict:
@@ -639,11 +644,7 @@ def load_config(path, overrides=()) -> dict:
     """
     path = Path(path)
     where = str(path)
-    raw = read_experiment(path)
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{where}: the experiment must be a JSON object, got a JSON "
-                           f"{type(raw).__name__}"])
-    raw = apply_overrides(raw, overrides, where)
+    raw = apply_overrides(read_experiment(path), overrides, where)
     try:
         config = validate_config(raw, where)
     except ConfigError as err:
