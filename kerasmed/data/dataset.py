@@ -362,22 +362,19 @@ class _BaseDataset(keras.utils.PyDataset):
         if self._random_patches:
             return self._random_patch(item_index, rng)
         sample_index, origin = self._items[item_index]
-        random_fit = self.fit in _WINDOWED
-        cache_key = sample_index if random_fit else item_index
-        if self._cache is not None and cache_key in self._cache:
-            image, mask = self._cache[cache_key]
-        else:
-            image, mask = self._read_raw(self.samples[sample_index])
-            if not random_fit:
-                image, mask = fit_pair(image, mask, self.image_size, self.fit,
-                                       pad_value=self.pad_value)
-            if self._cache is not None:
-                self._cache[cache_key] = (image, mask)
-        if random_fit:
-            image, mask = fit_pair(image, mask, self.image_size, self.fit,
-                                   rng=rng if self.training else None, pad_value=self.pad_value,
-                                   origin=origin)
-        return image, mask
+        if self.fit in _WINDOWED:  # whole images cached; the window is cut per item
+            image, mask = self._whole(sample_index)
+            return fit_pair(image, mask, self.image_size, self.fit,
+                            rng=rng if self.training else None, pad_value=self.pad_value,
+                            origin=origin)
+        # One item per sample: the fitted pair is what the cache keeps.
+        if self._cache is not None and sample_index in self._cache:
+            return self._cache[sample_index]
+        pair = fit_pair(*self._read_raw(self.samples[sample_index]), self.image_size, self.fit,
+                        pad_value=self.pad_value)
+        if self._cache is not None:
+            self._cache[sample_index] = pair
+        return pair
 
     def _prepare(self, item_index):
         """``(image in stored dtype, mask or None)`` at ``image_size``, augmented if training."""

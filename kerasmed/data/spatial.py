@@ -129,13 +129,17 @@ def _axis_start(n: int, t: int, rng, low: int = 0, high: int | None = None) -> i
 
 
 def random_patch_origin(shape, size, rng) -> tuple[int, int]:
-    """Top-left ``(y, x)`` of a ``size`` patch placed uniformly at random in a ``shape`` image.
+    """Top-left ``(y, x)`` of a ``size`` patch placed uniformly at random in a ``shape`` image
+    (``fit="random_crop"`` and the random training patches of ``fit="patches"``).
 
     Every placement inside the image is equally likely; along an axis shorter than the patch
-    the patch is centred (``crop_pair`` pads it), as ``fit="random_crop"`` does.
+    the patch is centred (``crop_pair`` pads it). One draw an axis either way, so the draws
+    that follow do not depend on the image's size.
     """
-    (h, w), (th, tw) = shape[:2], (int(size[0]), int(size[1]))
-    return _axis_start(int(h), th, rng), _axis_start(int(w), tw, rng)
+    (h, w), (th, tw) = (int(shape[0]), int(shape[1])), (int(size[0]), int(size[1]))
+    y = int(rng.integers(0, max(h - th, 0) + 1))
+    x = int(rng.integers(0, max(w - tw, 0) + 1))
+    return (y if h >= th else (h - th) // 2), (x if w >= tw else (w - tw) // 2)
 
 
 def foreground_patch_origin(foreground, shape, size, rng):
@@ -188,20 +192,13 @@ def fit_pair(image, mask, size, mode: str = "resize", rng=None, pad_value=0, ori
         out, _ = letterbox(image, size, pad_value)
         return out, (None if mask is None else letterbox(mask, size, 0, is_mask=True)[0])
     h, w = int(size[0]), int(size[1])
+    random = mode in ("random_crop", "patches")
     if mode == "tile" or (mode == "patches" and origin is not None):
         y, x = origin
-    elif mode == "patches":
-        y, x = random_patch_origin(image.shape, size, rng) if rng is not None else \
-            ((image.shape[0] - h) // 2, (image.shape[1] - w) // 2)
-    elif mode == "center_crop" or (mode == "random_crop" and rng is None):
+    elif mode == "center_crop" or (random and rng is None):
         y, x = (image.shape[0] - h) // 2, (image.shape[1] - w) // 2
-    elif mode == "random_crop":
-        y = int(rng.integers(0, max(image.shape[0] - h, 0) + 1))
-        x = int(rng.integers(0, max(image.shape[1] - w, 0) + 1))
-        if image.shape[0] < h:
-            y = (image.shape[0] - h) // 2
-        if image.shape[1] < w:
-            x = (image.shape[1] - w) // 2
+    elif random:
+        y, x = random_patch_origin(image.shape, size, rng)
     else:
         raise ValueError(f"unknown fit mode {mode!r}; choose one of {FIT_MODES}")
     return crop_pair(image, mask, y, x, size, pad_value)

@@ -67,11 +67,11 @@ class Candidate:
             return float(self.image_units * self.batch)
         return float(planned_unet_activation_units(self.size, self.widths) * self.batch)
 
-    def params(self, deep_supervision: bool = False) -> dict:
+    def params(self) -> dict:
+        """The builder's keyword arguments (the input shape aside)."""
         if self.widths is None:
             return dict(self.extra)
-        return {"widths": list(self.widths), "norm": "instance",
-                "deep_supervision": deep_supervision}
+        return {"widths": list(self.widths), "norm": "instance", "deep_supervision": False}
 
 
 def _tiles(fp, candidate, images):
@@ -212,7 +212,7 @@ def select(fp, candidates, measure, budget_s, budget_minutes, folds):
     reference = measure(candidates[len(candidates) // 2])
     costs = {"reference": reference.record()}
     remaining = list(candidates)
-    for attempt in range(MEASURE_TRIES):
+    for _ in range(MEASURE_TRIES):
         estimates = [(c, reference.scaled(c.units())) for c in remaining]
         chosen, passes = _choose(fp, estimates, budget_s, folds)
         if chosen is None:

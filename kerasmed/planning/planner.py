@@ -27,9 +27,15 @@ __all__ = ["Plan", "plan_experiment", "plan_from_fingerprint", "PLAN_FILES"]
 
 #: What ``plan_experiment`` writes into its output folder.
 PLAN_FILES = ("fingerprint.json", "plan.json", "experiment.json")
-MODEL = "planned_unet"
 #: Patch sides tried, largest first.
 PATCH_SIDES = (512, 384, 256, 192, 128, 96, 64, 48, 32)
+
+
+def _refuse_earlier_plan(output: Path) -> None:
+    """Raise ``FileExistsError`` when ``output`` holds a plan: plans are never overwritten."""
+    if any((output / name).exists() for name in PLAN_FILES):
+        raise FileExistsError(f"{output}: holds an earlier plan; choose another --output "
+                              f"(plans are never overwritten)")
 
 
 @dataclass
@@ -63,9 +69,7 @@ class Plan:
         """Write ``fingerprint.json``, ``plan.json`` and ``experiment.json`` into the new or
         empty folder ``output`` (an earlier plan is never overwritten); returns the folder."""
         output = Path(output)
-        if output.exists() and any((output / name).exists() for name in PLAN_FILES):
-            raise FileExistsError(f"{output}: holds an earlier plan; choose another --output "
-                                  f"(plans are never overwritten)")
+        _refuse_earlier_plan(output)
         output.mkdir(parents=True, exist_ok=True)
         save_fingerprint(self.fingerprint, output / "fingerprint.json")
         write_json_atomic(output / "plan.json", self.record())
@@ -143,18 +147,17 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
                                            folds)
     if classify:
         decisions += classification.decisions(fp, chosen, plan)
-        model = {"name": chosen.model, "params": {"variant": chosen.extra["variant"]}}
         base = {"data": {}, "training": {"monitor_mode": "max"}}
     else:
         decisions += _network_decisions(fp, chosen, measured, plan)
         decisions += [loss, rules.augmentation_rule(chosen.size)]
-        model = {"name": MODEL, "params": {"norm": "instance", "deep_supervision": False}}
         base = {"data": {"mask_mode": mask_mode},
                 "training": {"metrics": ["dice", "iou"], "monitor": "val_dice",
                              "monitor_mode": "max"}}
-        if mask_mode == "classes":
-            base["data"]["num_classes"] = model["params"]["classes"] = \
-                fp["classes"]["n_classes"]
+    # The builder's parameters as the chosen candidate was measured with.
+    model = {"name": chosen.model, "params": chosen.params()}
+    if not classify and mask_mode == "classes":
+        base["data"]["num_classes"] = model["params"]["classes"] = fp["classes"]["n_classes"]
     decisions += _schedule_decisions(fp, measured, plan, budget_minutes, folds, classify)
     decisions += [optimizer, schedule, rules.cache_rule(fp, channels)]
     experiment = _experiment(root, dataset, options, decisions, model, base, seed,
@@ -276,9 +279,8 @@ def plan_experiment(root, *, dataset="folder", options=None, budget_minutes=10.0
     if dataset not in READERS:
         raise ConfigError([f"--dataset: unknown reader {dataset!r}; choose one of "
                            f"{', '.join(READERS)}"])
-    if output is not None and any((Path(output) / n).exists() for n in PLAN_FILES):
-        raise FileExistsError(f"{output}: holds an earlier plan; choose another --output "
-                              f"(plans are never overwritten)")
+    if output is not None:  # before the work, not only when writing
+        _refuse_earlier_plan(Path(output))
     try:
         samples = read_dataset(dataset, root, **(options or {}))
     except (DatasetLayoutError, TypeError) as err:
