@@ -25,6 +25,16 @@ def predict(model, x):
     return keras.ops.convert_to_numpy(out)
 
 
+def assert_probability_maps(out, shape, classes):
+    """``out`` is a float32 ``(*shape, classes)`` head output: sigmoid probabilities in [0, 1]
+    for one class, a softmax summing to 1 over the classes otherwise."""
+    assert out.shape == (*shape, classes) and out.dtype == np.float32
+    if classes == 1:
+        assert ((out >= 0) & (out <= 1)).all()
+    else:
+        np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+
+
 def train_one_step(model, x, y, loss, optimizer=None):
     """Compile eagerly (tracing a large step costs TensorFlow tens of seconds on a CPU and says
     nothing more about the model) and take one step. Returns ``(weights_before, loss)``."""

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import _jax_backend
+from _model_checks import assert_probability_maps
 from kerasmed.models import build, default_config, get_spec
 from kerasmed.models.unet_3plus import ClassificationGate
 
@@ -162,11 +163,7 @@ def test_tiny_outputs(name, classes):
     model = build(name, classes=classes, **TINY[name])
     assert model.name == name and model.output_names == OUTPUTS[name]
     for out in _predict(model, _images()):
-        assert out.shape == (2, 32, 32, classes) and out.dtype == np.float32
-        if classes == 1:
-            assert ((out >= 0) & (out <= 1)).all()
-        else:
-            np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+        assert_probability_maps(out, (2, 32, 32), classes)
 
 
 def test_deep_supervision_switches():

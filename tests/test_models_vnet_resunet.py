@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from _model_checks import assert_probability_maps
 from kerasmed.models import build, default_config
 from kerasmed.models.resunet_a import GridMaxPooling
 from kerasmed.models.vnet import RepeatChannels
@@ -70,11 +71,7 @@ def test_tiny_outputs(name, classes):
     model = build(name, classes=classes, **TINY[name])
     assert model.name == name
     (out,) = _predict(model, _images())
-    assert out.shape == (2, 32, 32, classes) and out.dtype == np.float32
-    if classes == 1:
-        assert ((out >= 0) & (out <= 1)).all()
-    else:
-        np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+    assert_probability_maps(out, (2, 32, 32), classes)
 
 
 def test_resunet_a_multitask_heads_and_sizes():

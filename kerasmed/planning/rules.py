@@ -212,8 +212,8 @@ def patch_rule(fp, max_side: int = MAX_PATCH):
     want = max(min(h, w, max_side), min(max_side, PATCH_DIAMETERS * (diameter or 0)))
     side = max(MIN_PATCH, min(int(want), max_side))
     pools = pools_for(side)
-    size = [round_to_multiple(min(side, h if h >= MIN_PATCH else side), 2 ** pools),
-            round_to_multiple(min(max_side, max(side, min(w, side))), 2 ** pools)]
+    size = [round_to_multiple(min(side, h) if h >= MIN_PATCH else side, 2 ** pools),
+            round_to_multiple(side, 2 ** pools)]
     return "patches", size, 1.0, Decision(
         "data.fit", "patches", "fit",
         f"shrinking the {h:g}x{w:g} median image into {max_side} px would leave the smallest "
