@@ -16,6 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from kerasmed.runfiles import follow_umask, remove_path
+
 __all__ = ["FORMATS", "ExportError", "export_model", "exported_predict", "tolerance_for"]
 
 FORMATS = {"savedmodel": "tf_saved_model", "onnx": "onnx"}
@@ -53,15 +55,6 @@ def exported_predict(path, fmt: str, x: np.ndarray) -> list:
     return _outputs(session.run(None, {session.get_inputs()[0].name: x}))
 
 
-def _remove(path):
-    import shutil
-
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
-
 def _blocking_layers(model, err) -> list[str]:
     text = str(err)
     named = [layer.name for layer in model.layers if layer.name in text]
@@ -88,11 +81,13 @@ def export_model(model, path, fmt: str, x: np.ndarray, tolerance=None) -> dict:
     expected = _outputs(model(x, training=False))
     try:
         model.export(str(path), format=FORMATS[fmt], verbose=False)
+        if path.is_dir():  # SavedModel: TensorFlow makes its folders 0755 whatever the umask
+            follow_umask(path)
         # A converter may write a model its runtime cannot run (an unsupported op): loading
         # it is part of the export.
         got = exported_predict(path, fmt, x)
     except Exception as err:  # noqa: BLE001  (any converter error: report the layers)
-        _remove(path)
+        remove_path(path)
         suspects = _blocking_layers(model, err)
         raise ExportError(f"model {model.name!r} cannot be exported to {fmt}"
                           + (f"; the layer(s) in the way: {', '.join(suspects)}"
@@ -105,7 +100,7 @@ def export_model(model, path, fmt: str, x: np.ndarray, tolerance=None) -> dict:
                           f"{len(expected)}")
     diff = max(float(np.max(np.abs(a - b))) for a, b in zip(expected, got))
     if not diff <= tolerance:
-        _remove(path)
+        remove_path(path)
         raise ExportError(f"{path}: the exported model's predictions differ from the Keras "
                           f"model's by up to {diff:.3g} (tolerance {tolerance:g}); nothing was "
                           f"kept")

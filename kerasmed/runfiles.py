@@ -13,11 +13,12 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
 __all__ = ["create_run_dir", "write_json_atomic", "replace_atomic", "strict_json",
-           "remove_stray_temporaries"]
+           "remove_stray_temporaries", "follow_umask", "remove_path"]
 
 
 def create_run_dir(output_root, name: str) -> Path:
@@ -70,6 +71,31 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def remove_path(path) -> None:
+    """Remove the file or folder tree at ``path``, if there is one (what a command cleans up
+    when it stops before its output is complete)."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def follow_umask(folder) -> None:
+    """Give ``folder``, and every folder and file below it, the permissions the user's umask
+    gives new ones. Writers that set their own modes (TensorFlow's SavedModel makes its
+    folders ``0755`` whatever the umask) would otherwise keep a group that shares a server
+    from reading or tidying them."""
+    mask = _umask()
+    folder = Path(folder)
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
 
 
 def replace_atomic(path, write) -> None:

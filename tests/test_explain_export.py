@@ -115,3 +115,25 @@ def test_a_layer_that_cannot_be_exported_is_named(tmp_path):
     with pytest.raises(ExportError, match="layer.s. in the way: python_side"):
         export_model(model, tmp_path / "m.onnx", "onnx", np.ones((2, 4), np.float32))
     assert not (tmp_path / "m.onnx").exists()  # nothing half-written is kept
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o022])
+def test_a_savedmodel_follows_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    from kerasmed.export import export_model
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(inputs))
+    old = os.umask(umask)
+    try:
+        export_model(model, tmp_path / "sm", "savedmodel", np.ones((2, 4), np.float32))
+    finally:
+        os.umask(old)
+    folders = [tmp_path / "sm", *(p for p in (tmp_path / "sm").rglob("*") if p.is_dir())]
+    files = [p for p in (tmp_path / "sm").rglob("*") if p.is_file()]
+    assert len(folders) >= 3 and files  # the model folder, assets/, variables/
+    # TensorFlow alone makes the folders 0755 under any umask; a group-shared server needs 0775.
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folders} == {0o777 & ~umask}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o666 & ~umask}

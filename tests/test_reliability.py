@@ -184,3 +184,100 @@ def test_resume_reconciles_stray_files_and_refuses_damaged_ones(write_config, ti
     assert not stray.exists()
     assert pd.read_csv(run / "history.csv")["epoch"].tolist() == [1, 2]
     assert json.loads((run / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_cache_that_cannot_fit_is_refused_with_its_estimate(write_config, tiny_experiment,
+                                                              tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    from kerasmed.data import dataset as dataset_module
+    from kerasmed.data.dataset import SegmentationDataset
+    from kerasmed.data.folders import write_png
+    from kerasmed.data.readers import read_dataset
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    for i in range(4):
+        write_png(tmp_path / "images" / f"{i}.png", np.full((64, 48, 3), 100, np.uint8))
+        write_png(tmp_path / "masks" / f"{i}.png", np.full((64, 48), 255, np.uint8))
+    samples = read_dataset("folder", tmp_path)
+    # 4 samples of 32x32 (resize) with 3 uint8 channels and a uint8 mask: 16 KiB.
+    monkeypatch.setattr(dataset_module, "physical_memory_bytes", lambda: 2 * 16 * 1024)
+    SegmentationDataset(samples, 2, (32, 32), cache=True)  # exactly half: fits
+    SegmentationDataset(samples, 2, (32, 32), cache=False)  # no cache, no check
+    with pytest.raises(ValueError, match=r"cache: keeping the 4 decoded samples"):
+        SegmentationDataset(samples, 2, (33, 32), cache=True)
+    # Windowed fits keep whole images (64x48): three times the 32x32 estimate.
+    monkeypatch.setattr(dataset_module, "physical_memory_bytes", lambda: 2 * 3 * 16 * 1024 - 2)
+    with pytest.raises(ValueError, match="cache"):
+        SegmentationDataset(samples, 2, (32, 32), cache=True, fit="tile")
+
+    # Through kerasmed-train: one line naming data.cache, exit 2, no run folder.
+    monkeypatch.setattr(dataset_module, "physical_memory_bytes", lambda: 1024)
+    out = tmp_path / "runs"
+    assert train_main([str(write_config(tiny_experiment)), "--output", str(out),
+                       "--set", "data.cache=true"]) == 2
+    err = capsys.readouterr().err
+    assert "cache" in err and "GiB" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.rglob("config.json"))
+
+
+def _stop(*args, **kwargs):
+    from kerasmed.signals import Terminated
+
+    raise Terminated()
+
+
+@pytest.mark.parametrize("command", ["predict", "explain", "export"])
+def test_inference_commands_stopped_by_sigterm_leave_nothing(finished_run, tmp_path, command,
+                                                             monkeypatch, capsys):
+    """A scheduler's SIGTERM (raised here as ``Terminated``, what the handler raises) in the
+    middle of the work: exit 143, one line, and no output, not even a partial one."""
+    import kerasmed.evaluation as evaluation
+    import kerasmed.evaluation.explain as explain
+    import kerasmed.export as export
+    from kerasmed.cli import explain_main
+
+    run_dir = finished_run[0]
+    images = sorted((finished_run[0].parent.parent / "synthetic" / "images").glob("*.png"))[:3]
+    out = tmp_path / "out"
+    if command == "predict":
+        calls = []
+        real = evaluation.predict_image
+
+        def predict_then_stop(*args, **kwargs):  # the third image is stopped mid-way
+            calls.append(1)
+            return real(*args, **kwargs) if len(calls) < 3 else _stop()
+        monkeypatch.setattr(evaluation, "predict_image", predict_then_stop)
+        code = predict_main([str(run_dir), *map(str, images), "--output", str(out)])
+    elif command == "explain":
+        monkeypatch.setattr(explain, "grad_cam", _stop)
+        code = explain_main([str(run_dir), *map(str, images), "--output", str(out)])
+    else:  # stopped after the converter wrote its files, during the check
+        monkeypatch.setattr(export, "exported_predict", _stop)
+        code = export_main([str(run_dir), "--format", "savedmodel", "--output", str(out)])
+    err = capsys.readouterr().err
+    assert code == 143
+    assert f"kerasmed-{command}: interrupted (SIGTERM)" in err and "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_kerasmed_plan_stopped_by_sigterm_writes_no_plan(tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    import kerasmed.planning.planner as planner
+    from kerasmed.cli import plan_main
+    from kerasmed.data.folders import write_png
+
+    rng = np.random.default_rng(0)
+    for folder in ("images", "masks"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+    for i in range(6):
+        write_png(tmp_path / "data" / "images" / f"{i}.png",
+                  rng.integers(0, 255, (32, 32, 3), np.uint8))
+        write_png(tmp_path / "data" / "masks" / f"{i}.png",
+                  (rng.random((32, 32)) > 0.7).astype(np.uint8) * 255)
+    monkeypatch.setattr(planner, "plan_from_fingerprint", _stop)
+    assert plan_main([str(tmp_path / "data"), "--output", str(tmp_path / "plan")]) == 143
+    assert "kerasmed-plan: interrupted (SIGTERM)" in capsys.readouterr().err
+    assert not (tmp_path / "plan").exists()

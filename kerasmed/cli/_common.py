@@ -23,6 +23,15 @@ def interrupted_code(interrupt: BaseException) -> int:
     return EXIT_CODES["terminated" if signal_name(interrupt) == "SIGTERM" else "interrupted"]
 
 
+def interrupted(prog: str, interrupt: BaseException, outcome: str) -> int:
+    """Print ``prog: interrupted (SIGINT|SIGTERM); <outcome>`` (what was kept or removed) on
+    stderr; returns the exit code of the stop (130 or 143)."""
+    from kerasmed.signals import signal_name
+
+    print(f"{prog}: interrupted ({signal_name(interrupt)}); {outcome}", file=sys.stderr)
+    return interrupted_code(interrupt)
+
+
 
 def os_error(err: OSError) -> str:
     """One line for an expected OS error: the path and the cause, no traceback."""

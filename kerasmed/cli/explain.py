@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
-                                  image_paths, quiet, staged_output, write_png)
+                                  image_paths, interrupted, quiet, staged_output,
+                                  write_png)
 
 
 def explain_main(argv=None) -> int:
@@ -82,6 +83,8 @@ def explain_main(argv=None) -> int:
                                          back(cam)))
     except BAD_INPUT as err:
         return bad_input("kerasmed-explain", err, "; nothing was written")
+    except KeyboardInterrupt as interrupt:
+        return interrupted("kerasmed-explain", interrupt, "nothing was written")
     print(f"kerasmed-explain: {len(written)} heatmaps of layer {layer!r} in {out}")
     return EXIT_CODES["done"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
-                                  quiet)
+                                  interrupted, quiet)
 
 
 def export_main(argv=None) -> int:
@@ -37,9 +37,10 @@ def export_main(argv=None) -> int:
     from kerasmed.evaluation.inference import model_input_shape, model_view
     from kerasmed.experiment import ConfigError, load_for_inference
     from kerasmed.export import ExportError, export_model
-    from kerasmed.runfiles import write_json_atomic
+    from kerasmed.runfiles import remove_path, write_json_atomic
 
     target = Path(args.target)
+    out = None
     try:
         run = load_for_inference(target, args.checkpoint)
         model, settings = run.model, run.settings
@@ -70,6 +71,11 @@ def export_main(argv=None) -> int:
     except ImportError as err:
         return bad_input("kerasmed-export", err,
                          '; ONNX export needs pip install "kerasmed[export]"')
+    except KeyboardInterrupt as interrupt:
+        # The output did not exist before (exports are never overwritten): all of it goes.
+        for path in (out, out.parent / f"{out.name}.export.json") if out else ():
+            remove_path(path)
+        return interrupted("kerasmed-export", interrupt, "nothing was written")
     print(f"kerasmed-export: {out} ({args.format}); predictions match the Keras model's within "
           f"{record['tolerance']:g} (largest difference {record['max_abs_diff']:.3g} on "
           f"{record['images']} images)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded, quiet
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
+                                  interrupted, quiet)
 
 
 def _plan_parser():
@@ -56,6 +57,8 @@ def plan_main(argv=None) -> int:
                                seed=args.seed)
     except BAD_INPUT as err:
         return bad_input("kerasmed-plan", err)
+    except KeyboardInterrupt as interrupt:
+        return interrupted("kerasmed-plan", interrupt, "its files are written only at the end")
     print("\n".join(plan.table()))
     print(f"kerasmed-plan: expected {plan.expected_minutes:.1f} of {args.budget:g} min; "
           f"train with: kerasmed-train {output / 'experiment.json'}")

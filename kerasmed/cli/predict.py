@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 
 from kerasmed.cli._common import (EXIT_CODES, bad_input, bounded, image_paths,
-                                  inference_parser, inference_target, interrupted_code, quiet,
+                                  inference_parser, inference_target, interrupted, quiet,
                                   staged_output, write_png)
-from kerasmed.signals import signal_name
 
 
 def predict_main(argv=None) -> int:
@@ -76,9 +75,7 @@ def predict_main(argv=None) -> int:
     except (ConfigError, OSError) as err:
         return bad_input("kerasmed-predict", err, "; nothing was written")
     except KeyboardInterrupt as interrupt:
-        print(f"kerasmed-predict: interrupted ({signal_name(interrupt)}); nothing was written",
-              file=sys.stderr)
-        return interrupted_code(interrupt)
+        return interrupted("kerasmed-predict", interrupt, "nothing was written")
     done = len(targets) - len(skipped)
     print(f"kerasmed-predict: {done} masks in {out}")
     if skipped:

@@ -29,6 +29,7 @@ import numpy as np
 from kerasmed.data.augment import Augmentation, build_augmentation
 from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, looks_like_mask,
                               read_class_mask, read_image, read_label_mask, read_mask)
+from kerasmed.data.memory import CACHE_SHARE, cache_bytes, physical_memory_bytes
 from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_image
 from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, foreground_patch_origin,
                                    random_patch_origin, resize_image, resize_mask, tile_origins)
@@ -136,6 +137,8 @@ class _BaseDataset(keras.utils.PyDataset):
         self.skipped: list[tuple] = []
         self._cache = {} if cache else None
         self._epoch = 0
+        if cache:
+            self._check_cache_memory()
         if on_error == "skip":
             self._scan()
         elif verify:
@@ -162,6 +165,36 @@ class _BaseDataset(keras.utils.PyDataset):
             raise ImageReadError(f"{len(bad)} file(s) are missing, empty or not PNG/JPEG/TIFF/BMP "
                                  f"images:\n  " + "\n  ".join(bad[:50])
                                  + ("\n  ..." if len(bad) > 50 else ""))
+
+    def _check_cache_memory(self):
+        """Refuse a cache that cannot fit (``CACHE_SHARE`` of this machine's memory), before
+        the scan fills it. The first readable sample's decoded arrays give the item sizes;
+        the cache keeps fitted samples at ``image_size``, or whole images (sizes from the
+        headers) for the windowed fits."""
+        memory = physical_memory_bytes()
+        if not memory:
+            return
+        for sample in self.samples[:8]:
+            try:
+                image, mask = self._read_raw(sample)
+                break
+            except (ImageReadError, OSError, ValueError):
+                continue  # the scan names the unreadable files
+        else:
+            return
+        mask_itemsize = 0 if mask is None else mask.dtype.itemsize
+        channels = image.shape[2] if image.ndim == 3 else 1
+        if self.fit in _WINDOWED:
+            pixels = [math.prod(image_size(s.image)) for s in self.samples]
+        else:
+            pixels = [math.prod(self.image_size)] * len(self.samples)
+        needed = cache_bytes(pixels, channels, image.dtype.itemsize, mask_itemsize)
+        if needed > CACHE_SHARE * memory:
+            raise ValueError(
+                f"cache: keeping the {len(self.samples)} decoded samples in memory takes about "
+                f"{needed / 2**30:.1f} GiB, more than {CACHE_SHARE:.0%} of this machine's "
+                f"{memory / 2**30:.0f} GiB; set data.cache to false (images are then read "
+                f"every epoch) or use a smaller data.image_size")
 
     def _scan(self, strict=False):
         """Decode every sample once, before training: unreadable or truncated images, masks

@@ -20,7 +20,6 @@ import copy
 import inspect
 import json
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from kerasmed import losses as km_losses
 from kerasmed import metrics as km_metrics
 from kerasmed.data.augment import validate_augmentation
 from kerasmed.data.dataset import TRAINING_MASK_MODES
+from kerasmed.data.memory import physical_memory_bytes
 from kerasmed.data.normalize import parse_normalization
 from kerasmed.data.readers import READERS
 from kerasmed.data.spatial import FIT_MODES
@@ -42,7 +42,7 @@ from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGR
 from kerasmed.models.registry import get_spec
 from kerasmed.names import KerasmedWarning, did_you_mean, unknown_name_message
 from kerasmed.training.distribution import DISTRIBUTIONS
-from kerasmed.training.tf_distribute import TFConfigError, parse_tf_config
+from kerasmed.training.tf_distribute import TFConfigError, check_cluster
 from kerasmed.training.trainer import LOOPS
 from kerasmed.training.unfreeze import UnfreezeEncoder
 
@@ -506,17 +506,9 @@ def _apply_task_defaults(raw, config):
 def _check_distribution(config, where, problems):
     if config["training"]["distribution"] == "multi_worker":
         try:
-            parse_tf_config()
+            check_cluster()
         except TFConfigError as err:
             problems.append(f"{where}: training.distribution: {err}")
-
-
-def _memory_bytes():
-    """This machine's physical memory in bytes, or ``None`` where the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _check_memory(config, where, problems):
@@ -525,7 +517,7 @@ def _check_memory(config, where, problems):
     data, batch = config["data"], config["training"]["batch_size"]
     h, w = data["image_size"]
     needed = batch * h * w * data["channels"] * 4
-    memory = _memory_bytes()
+    memory = physical_memory_bytes()
     if memory and needed > memory / 4:
         problems.append(f"{where}: data.image_size: {h}x{w} with {data['channels']} channel(s) "
                         f"and training.batch_size {batch}: one batch of input images alone "
