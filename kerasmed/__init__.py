@@ -12,21 +12,23 @@ Sub-packages (docs/architecture.md describes the layers):
 
 __version__ = "0.1.0"
 
+from kerasmed import registration as _registration  # noqa: E402
+
+# keras.saving.load_model finds kerasmed's objects once kerasmed is imported (see
+# kerasmed/registration.py: without importing Keras here, so that commands start at once).
+_registration.install()
+
 
 def load_model(path, **kwargs):
     """Load a kerasmed ``.keras`` checkpoint; returns the ``keras.Model``.
 
-    ``keras.saving.load_model`` finds kerasmed's losses, metrics and layers only once
-    ``kerasmed`` has registered them; this does that first, and says which class is missing
-    when a file needs objects from elsewhere. ``kwargs`` go to ``keras.saving.load_model``.
+    ``keras.saving.load_model`` itself works after ``import kerasmed`` (which registers
+    kerasmed's losses, metrics and layers); this also says which class is missing when a file
+    needs objects from elsewhere. ``kwargs`` go to ``keras.saving.load_model``.
     """
-    import keras
-
-    import kerasmed.losses  # noqa: F401  (registers the objects a checkpoint refers to)
-    import kerasmed.metrics  # noqa: F401
-    import kerasmed.models  # noqa: F401
-
     import re
+
+    import keras  # registers kerasmed's objects, if Keras was not imported yet
 
     try:
         return keras.saving.load_model(path, **kwargs)
