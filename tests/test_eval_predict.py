@@ -31,7 +31,7 @@ def test_scores_against_hand_counts():
     assert s["precision"] == pytest.approx(0.5) and s["recall"] == pytest.approx(0.5)
     empty = np.zeros((40, 40), np.uint8)
     assert score_masks(empty, empty) == {"dice": 1.0, "iou": 1.0, "precision": 1.0,
-                                         "recall": 1.0, "hd95": 0.0}
+                                         "recall": 1.0, "hd95": 0.0, "assd": 0.0, "nsd": 1.0}
     miss = score_masks(empty, truth)
     assert miss["dice"] == 0.0 and miss["recall"] == 0.0 and miss["precision"] == 0.0
 
@@ -68,7 +68,7 @@ def test_eval_cli_writes_scores_summary_and_overlays(finished_run, capsys):
     (eval_dir,) = run_dir.glob("eval_*")
     table = pd.read_csv(eval_dir / "per_image.csv")
     assert len(table) == 4 and list(table.columns) == ["image", "dice", "iou", "precision",
-                                                       "recall", "hd95"]
+                                                       "recall", "hd95", "assd", "nsd"]
     summary = json.loads((eval_dir / "summary.json").read_text())
     assert summary["dice"]["mean"] == pytest.approx(table["dice"].mean())
     assert summary["dice"]["std"] == pytest.approx(table["dice"].std(ddof=0))

@@ -27,7 +27,8 @@ def compare_main(argv=None) -> int:
         description="Compare evaluations of the same images (kerasmed-eval folders or their "
                     "per_image.csv) image by image: for each score the mean difference with a "
                     "bootstrap 95 %% confidence interval, the Wilcoxon signed-rank p-value, "
-                    "wins / ties / losses (comparison.csv) and a paired plot per score.")
+                    "wins / ties / losses (comparison.csv; for the distances HD95 and ASSD "
+                    "the lower score wins) and a paired plot per score.")
     parser.add_argument("evaluations", nargs="+", help="two or more eval_* folders")
     parser.add_argument("--names", help="comma-separated names (default: the runs' folders)")
     parser.add_argument("--metrics", help="comma-separated scores (default: every score the "
@@ -54,11 +55,13 @@ def compare_main(argv=None) -> int:
     import json
     import re
 
-    from kerasmed.evaluation.compare import compare_tables, load_per_image, plot_paired
+    from kerasmed.evaluation.compare import (check_same_units, compare_tables, load_per_image,
+                                             plot_paired)
     from kerasmed.runfiles import create_run_dir, write_json_atomic
 
     try:
         tables = {n: load_per_image(p) for n, p in zip(names, args.evaluations)}
+        check_same_units(dict(zip(names, args.evaluations)))
         metrics = args.metrics.split(",") if args.metrics else None
         result = compare_tables(tables, metrics, n_boot=args.bootstrap, seed=args.seed)
         out = create_run_dir(args.output, "compare")

@@ -9,13 +9,26 @@ from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, bad_input, bounded, inf
 from kerasmed.signals import signal_name
 
 
+def _spacing(text):
+    """``--spacing``: ``ROW,COL`` or one number for square pixels, each finite and positive."""
+    import argparse
+
+    parts = text.split(",")
+    if len(parts) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected ROW,COL or one number, got {text!r}")
+    value = bounded(float, 0, low_open=True)
+    return tuple(value(part.strip()) for part in parts)
+
+
 def eval_main(argv=None) -> int:
     """Run ``kerasmed-eval``: per-image (segmentation) or per-class (classification) figures."""
     parser = inference_parser(
         "kerasmed-eval",
         "Evaluate a run's checkpoint (or a .keras model). Segmentation: Dice, IoU, precision, "
-        "recall and HD95 per image at the images' own resolution (per_image.csv), their mean "
-        "and standard deviation (summary.json) and overlays of the best and worst cases. "
+        "recall, HD95, ASSD and normalized surface Dice per image at the images' own "
+        "resolution (per_image.csv; per class for class-index masks, per_class.csv; PQ, SQ, "
+        "RQ, AJI and object F1 for instances), their mean and standard deviation "
+        "(summary.json) and overlays of the best and worst cases (docs/evaluation.md). "
         "Classification: per-class sensitivity, specificity, precision, F1 and ROC AUC "
         "(per_class.csv), accuracy and macro F1 (summary.json), predictions.csv and the "
         "confusion matrix.")
@@ -62,6 +75,26 @@ def eval_main(argv=None) -> int:
                              "overlays")
     parser.add_argument("--samples", type=bounded(int, 1), default=8,
                         help="--uncertainty mc_dropout: stochastic passes per image (default 8)")
+    from kerasmed.evaluation.surface import DEFAULT_TOLERANCE_PIXELS
+    parser.add_argument("--spacing", type=_spacing, default=None, metavar="ROW,COL",
+                        help="pixel size (one number for square pixels): HD95, ASSD and the NSD "
+                             "tolerance in its unit (default: the run's data.spacing, else the "
+                             "images' TIFF resolution tags in micrometres, else pixels)")
+    parser.add_argument("--spacing-unit", default=None,
+                        help="name of --spacing's unit, recorded in summary.json (e.g. mm)")
+    parser.add_argument("--nsd-tolerance", type=bounded(float, 0), default=None,
+                        help=f"normalized surface Dice: outline points this close to the other "
+                             f"outline agree, in the distances' unit (default "
+                             f"{DEFAULT_TOLERANCE_PIXELS:g} pixels, times the largest pixel "
+                             f"side with a spacing)")
+    background = parser.add_mutually_exclusive_group()
+    background.add_argument("--include-background", dest="include_background",
+                            action="store_true", default=None,
+                            help="class-index masks: score and average class 0 too")
+    background.add_argument("--exclude-background", dest="include_background",
+                            action="store_false",
+                            help="class-index masks: leave class 0 out of the per-class scores "
+                                 "and their averages (the default)")
     args = parser.parse_args(argv)
     quiet(args.verbose)
     from pathlib import Path
@@ -97,12 +130,25 @@ def eval_main(argv=None) -> int:
         postprocess = run.postprocess(samples, args.instances,
                                       foreground_threshold=args.foreground_threshold,
                                       h=args.h, min_size=args.min_size)
+        classes = _class_masks(run.experiment, args.include_background)
+        if args.include_background is not None and classes is None:
+            parser.error(f"--{'in' if args.include_background else 'ex'}clude-background is "
+                         f"for class-index masks (data.mask_mode classes)")
+        spacing, source = args.spacing, "--spacing"
+        data = run.experiment.data if run.experiment is not None else {}
+        if spacing is None and data.get("spacing") is not None:
+            spacing, source = data["spacing"], "data.spacing"
+        if args.spacing_unit is not None and spacing is None:
+            parser.error("--spacing-unit names the unit of --spacing or data.spacing")
         out_dir = create_run_dir(parent, "eval")
         try:
             summary = evaluate(run.model, samples, out_dir, run.settings, tta=args.tta,
                                threshold=args.threshold, n_overlays=args.overlays,
                                postprocess=postprocess, uncertainty=args.uncertainty,
-                               n_samples=args.samples, cleaning=run.cleaning)
+                               n_samples=args.samples, cleaning=run.cleaning, classes=classes,
+                               spacing=spacing, spacing_source=source,
+                               spacing_unit=args.spacing_unit,
+                               nsd_tolerance=args.nsd_tolerance)
         except BaseException:
             if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
                 out_dir.rmdir()
@@ -117,17 +163,33 @@ def eval_main(argv=None) -> int:
 
     scores = list(PIXEL_SCORES)
     if postprocess is not None:
-        scores += ["aji", "object_f1", "object_dice"]
+        scores += ["aji", "object_f1", "object_dice", "pq"]
     if args.uncertainty:
         scores += ["uncertainty"]
     print(f"kerasmed-eval: {summary['images']} images; "
           + ", ".join(f"{k} {summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}" for k in scores)
-          + (f"; pooled object F1 {summary['object_f1_pooled']['value']:.4f}"
-             if postprocess is not None else "")
+          + f" (distances in {summary['distance_unit']})"
+          + (f"; pooled object F1 {summary['object_f1_pooled']['value']:.4f}, pooled PQ "
+             f"{summary['pq_pooled']['pq']:.4f}" if postprocess is not None else "")
+          + ("; classes " + ", ".join(f"{k} Dice {summary['averages'][k]['dice']:.4f}"
+                                      for k in summary["averages"])
+             if "averages" in summary else "")
           + (f"; ECE {summary['ece']:.4f}" if "ece" in summary else "")
           + f"; outputs in {out_dir}")
     return EXIT_CODES["done"]
 
+
+
+def _class_masks(experiment, include_background):
+    """The ``ClassMasks`` of a run with class-index masks (``data.mask_mode`` classes), else
+    ``None``."""
+    if experiment is None or experiment.data.get("mask_mode") != "classes":
+        return None
+    from kerasmed.evaluation.multiclass import ClassMasks
+
+    data = experiment.data
+    count = data["num_classes"] or len(data["class_values"] or ())
+    return ClassMasks(count, data["class_values"], bool(include_background))
 
 
 def _evaluate_classifier(run, samples, classes_arg, parent):

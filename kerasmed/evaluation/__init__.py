@@ -2,15 +2,20 @@
 
 - ``inference``: predicting whole images exactly as training showed them to the network
   (``InferenceSettings``, ``predict_image``, ``sliding_window``, test-time augmentation);
-- ``scores``: pixel scores of a mask (Dice, IoU, precision, recall, HD95);
+- ``scores``: pixel scores of a mask (Dice, IoU, precision, recall, HD95, ASSD, NSD) and the
+  one list of score names; ``surface``: the boundary scores, in pixels or physical units, and
+  where the pixel size comes from;
+- ``multiclass``: per-class scores of class-index masks and their micro, macro, weighted and
+  per-image averages;
 - ``instances``: watershed and connected-component post-processing, AJI, object F1, object Dice;
+  ``panoptic``: panoptic quality (PQ, SQ, RQ);
 - ``objects``: ``Postprocess``, how a prediction becomes objects, and its defaults;
 - ``segmentation``: ``evaluate``, which scores a model on a list of samples and writes the run's
   ``eval_*`` folder;
 - ``classification``: the per-class report of a classifier and ``evaluate_classifier``.
 
 The engines know nothing of experiment files: ``kerasmed.experiment`` turns a run into the
-settings and samples they take.
+settings and samples they take. docs/evaluation.md defines every score.
 """
 
 from kerasmed.evaluation.inference import (INFERENCE_MODES, InferenceSettings, inference_mode,

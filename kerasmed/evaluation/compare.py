@@ -4,8 +4,11 @@ Two evaluations of the same images (the ``per_image.csv`` files ``kerasmed-eval`
 compared image by image, for each score: the mean difference with a bootstrap 95 % confidence
 interval (the percentile interval of the mean of resampled differences, Efron & Tibshirani
 1993), the Wilcoxon signed-rank test's two-sided p-value (``scipy.stats.wilcoxon``) and the
-wins, ties and losses. Pairs where either score is undefined (HD95 of an empty mask) are left
-out and counted. ``mean_confidence_interval`` gives the t-interval of a mean over folds.
+wins, ties and losses (for distances, HD95 and ASSD, the lower score wins:
+``kerasmed.evaluation.scores.LOWER_IS_BETTER``). Pairs where either score is undefined (HD95 of
+an empty mask) are left out and counted. Evaluations whose distances are in different units
+(pixels and micrometres, say) are not compared. ``mean_confidence_interval`` gives the
+t-interval of a mean over folds.
 """
 
 from __future__ import annotations
@@ -18,13 +21,40 @@ import pandas as pd
 from scipy import stats
 
 from kerasmed.evaluation.objects import OBJECT_SCORES
-from kerasmed.evaluation.scores import PIXEL_SCORES
+from kerasmed.evaluation.scores import (LOWER_IS_BETTER, PIXEL_SCORES, base_score,
+                                        lower_is_better)
 
-__all__ = ["LOWER_IS_BETTER", "load_per_image", "check_same_images", "paired_difference",
-           "compare_tables", "mean_confidence_interval", "plot_paired"]
+__all__ = ["LOWER_IS_BETTER", "load_per_image", "check_same_images", "check_same_units",
+           "paired_difference", "compare_tables", "mean_confidence_interval", "plot_paired"]
 
-LOWER_IS_BETTER = ("hd95",)
 _KNOWN = PIXEL_SCORES + OBJECT_SCORES + ("uncertainty",)
+
+
+def _default_metrics(columns) -> list:
+    """The scores compared when none are named: the known ones, each followed by its per-class
+    and macro columns (``kerasmed.evaluation.multiclass``), in per_image.csv's order."""
+    return [c for known in _KNOWN for c in columns
+            if c == known or (base_score(c) == known and c != known)]
+
+
+def check_same_units(paths: dict) -> None:
+    """Raise ``ValueError`` when evaluation folders (``{name: path}``) measured distances in
+    different units (their summary.json's ``distance_unit``; older evaluations without it were
+    in pixels)."""
+    import json
+
+    units = {}
+    for name, path in paths.items():
+        path = Path(path)
+        summary = (path if path.is_dir() else path.parent) / "summary.json"
+        try:
+            units[name] = json.loads(summary.read_text()).get("distance_unit", "pixel")
+        except (OSError, ValueError, AttributeError):
+            continue  # a bare per_image.csv: nothing to check against
+    if len(set(units.values())) > 1:
+        raise ValueError("the evaluations measure distances in different units ("
+                         + ", ".join(f"{n}: {u}" for n, u in units.items())
+                         + "); evaluate them with the same --spacing")
 
 
 def load_per_image(path) -> pd.DataFrame:
@@ -112,7 +142,7 @@ def compare_tables(tables: dict, metrics=None, n_boot: int = 10_000, seed: int =
         raise ValueError("a comparison needs at least two evaluations")
     shared = [c for c in tables[names[0]].columns if all(c in t.columns for t in tables.values())]
     if metrics is None:
-        metrics = [m for m in _KNOWN if m in shared]
+        metrics = _default_metrics(shared)
     missing = [m for m in metrics if m not in shared]
     if missing:
         raise ValueError(f"score(s) {missing} are not in every evaluation; shared: {shared}")
@@ -123,7 +153,7 @@ def compare_tables(tables: dict, metrics=None, n_boot: int = 10_000, seed: int =
             for b in names[i + 1:]:
                 stats_ = paired_difference(tables[a].loc[index, metric],
                                            tables[b].loc[index, metric],
-                                           metric in LOWER_IS_BETTER, n_boot, seed)
+                                           lower_is_better(metric), n_boot, seed)
                 rows.append({"metric": metric, "a": a, "b": b, **stats_})
     return pd.DataFrame(rows)
 

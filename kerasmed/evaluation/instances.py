@@ -13,7 +13,8 @@ distance-map targets themselves are made by ``kerasmed.data.targets.distance_map
 - ``aggregated_jaccard_index`` (AJI, Kumar et al., IEEE TMI 2017), ``object_f1`` (a predicted
   object detects a true one when their IoU exceeds 0.5) and ``object_dice`` (the GlaS
   challenge's object-level Dice, Sirinukunwattana et al., Medical Image Analysis 2017);
-  ``object_metrics`` computes them all at once.
+  ``object_metrics`` computes them all at once, with the panoptic quality of
+  ``kerasmed.evaluation.panoptic``.
 
 All functions take NumPy arrays of shape ``(H, W)`` (a trailing axis of size 1 is dropped);
 labels need not be consecutive.
@@ -191,13 +192,19 @@ def object_dice(true, pred) -> float:
 
 
 def object_metrics(true, pred, iou_threshold=0.5) -> dict:
-    """AJI, object F1 (with precision, recall and the counts) and object Dice, as a dict."""
-    tp, fp, fn = object_detection_counts(true, pred, iou_threshold)
+    """AJI, object F1 (with precision and recall), object Dice, panoptic quality (PQ, SQ, RQ,
+    ``kerasmed.evaluation.panoptic``) and the counts they come from (TP, FP, FN and the matched
+    pairs' IoU sum, which pooled scores add up over images), as a dict."""
+    # Imported here: the panoptic module builds on this one's overlap counts.
+    from kerasmed.evaluation.panoptic import panoptic_quality
+
+    panoptic = panoptic_quality(true, pred, iou_threshold)
+    tp, fp, fn = panoptic["tp"], panoptic["fp"], panoptic["fn"]
     return {
         "aji": aggregated_jaccard_index(true, pred),
         "object_f1": f1_from_counts(tp, fp, fn),
         "object_precision": tp / (tp + fp) if tp + fp else 1.0,
         "object_recall": tp / (tp + fn) if tp + fn else 1.0,
         "object_dice": object_dice(true, pred),
-        "tp": tp, "fp": fp, "fn": fn,
+        **panoptic,
     }

@@ -9,11 +9,13 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from kerasmed.evaluation import instances as km_instances
+from kerasmed.evaluation.panoptic import PANOPTIC_SCORES
 
 __all__ = ["Postprocess", "OBJECT_SCORES", "SOURCES", "DISTANCE_FOREGROUND",
            "PROBABILITY_FOREGROUND", "postprocess_defaults"]
 
-OBJECT_SCORES = ("aji", "object_f1", "object_precision", "object_recall", "object_dice")
+OBJECT_SCORES = ("aji", "object_f1", "object_precision", "object_recall",
+                 "object_dice") + PANOPTIC_SCORES
 SOURCES = ("distance", "probability")
 # With per-object normalised distance targets every object pixel is above 0.05.
 DISTANCE_FOREGROUND = 0.05

@@ -2,9 +2,10 @@
 
 ``evaluate`` predicts every sample as training showed images to the network
 (``kerasmed.evaluation.inference``), scores each prediction against its ground truth
-(``kerasmed.evaluation.scores``; for nuclei and glands also as objects,
-``kerasmed.evaluation.objects``) and writes the CSV, the summary and overlays of the best and
-worst cases.
+(``kerasmed.evaluation.scores`` and ``surface``; per class for class-index masks,
+``kerasmed.evaluation.multiclass``; for nuclei and glands also as objects,
+``kerasmed.evaluation.objects`` and ``panoptic``) and writes the CSV, the summary and overlays
+of the best and worst cases. docs/evaluation.md defines every score.
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from kerasmed.evaluation.calibration import Calibration, predictive_entropy, sam
 from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.inference import (InferenceSettings, model_input_shape, predict_image,
                                            predict_samples, to_mask)
+from kerasmed.evaluation.multiclass import ClassMasks, class_columns, score_classes, \
+    summarise_classes
 from kerasmed.evaluation.objects import OBJECT_SCORES, Postprocess
+from kerasmed.evaluation.panoptic import pooled_panoptic_quality
 from kerasmed.evaluation.scores import PIXEL_SCORES, score_masks, summarise
+from kerasmed.evaluation.surface import default_tolerance, resolve_spacing
 from kerasmed.runfiles import replace_atomic, write_json_atomic
 
 __all__ = ["evaluate", "overlay", "heatmap"]
@@ -73,22 +78,40 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
              channels=3, normalization="auto", mask_threshold=None, mode="resize", tta=False,
              threshold=0.5, n_overlays=3, postprocess: Postprocess | None = None,
              uncertainty: str | None = None, n_samples: int = 8,
-             cleaning: MaskCleaning | None = None):
+             cleaning: MaskCleaning | None = None, classes: ClassMasks | None = None,
+             spacing=None, spacing_source: str | None = None, spacing_unit: str | None = None,
+             nsd_tolerance: float | None = None):
     """Score ``model`` on every sample at its own resolution and write the results.
 
     ``settings`` (a run's ``InferenceSettings``) says how images reach the network; without it
     ``channels``, ``normalization``, ``mask_threshold`` and ``mode`` describe a bare model.
 
     Writes ``per_image.csv`` (one row per image: its path and each score), ``summary.json``
-    (mean and standard deviation of each score, HD95 over the images where it is defined, and
-    the inference settings applied) and ``overlays/best_*.png`` / ``worst_*.png`` by Dice (by
-    AJI for instances).
+    (mean and standard deviation of each score, HD95 and ASSD over the images where they are
+    defined, and the inference settings applied) and ``overlays/best_*.png`` / ``worst_*.png``
+    by Dice (by AJI for instances).
+
+    Distances (HD95, ASSD, and the NSD tolerance) are in the units of ``spacing`` (a ``(row,
+    col)`` pixel size named by ``spacing_source``, in ``spacing_unit``); without it in the
+    micrometres of the images' TIFF resolution tags when every image has them, else in pixels
+    (``kerasmed.evaluation.surface.resolve_spacing``). ``nsd_tolerance`` defaults to two
+    pixels (``surface.default_tolerance`` of the largest pixel size). ``summary.json`` records
+    ``distance_unit``, ``spacing`` and ``nsd_tolerance``.
+
+    With ``classes`` (``kerasmed.evaluation.multiclass.ClassMasks``) the masks are read as
+    class indices and the prediction is the argmax: the row's plain scores are those of the
+    foreground (every class but 0 together), and each row adds every score per class
+    (``<score>_class_<c>``) and the image's mean over the classes (``<score>_macro``);
+    ``per_class.csv`` holds each class's pooled scores and image means, and ``summary.json``
+    ``per_class`` and the ``micro``, ``macro``, ``weighted`` and ``per_image`` averages.
 
     With ``postprocess`` the masks are read as instance labels and each prediction is turned
     into instances; every row then also holds AJI, object F1 (with its precision, recall and
-    TP / FP / FN counts) and object Dice, and the summary adds the object F1 of all images'
-    objects pooled (``object_f1_pooled``, as the GlaS challenge counts detections). The pixel
-    scores are those of the instances' union (the watershed's foreground for distance maps).
+    TP / FP / FN counts), object Dice and the panoptic quality (PQ, SQ, RQ, with the matched
+    pairs' IoU sum), and the summary adds the object F1 and the PQ of all images' objects
+    pooled (``object_f1_pooled``, as the GlaS challenge counts detections; ``pq_pooled``, as
+    CoNIC scores a test set). The pixel scores are those of the instances' union (the
+    watershed's foreground for distance maps).
 
     ``cleaning`` (``kerasmed.evaluation.cleaning.MaskCleaning``: hole filling, small-object
     removal, the largest component) is applied to each thresholded mask before it is scored
@@ -111,6 +134,13 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
                                      mode=mode)
     out_dir = Path(out_dir)
     cleaning = MaskCleaning() if cleaning is None else cleaning
+    if classes is not None and postprocess is not None:
+        raise ValueError("class masks and instance (object) scores are separate evaluations")
+    samples = list(samples)
+    spacings, spacing_record = resolve_spacing(samples, spacing, spacing_source, spacing_unit)
+    if nsd_tolerance is None:  # one tolerance for every image: the coarsest pixel's two sides
+        known = [s for s in spacings if s is not None]
+        nsd_tolerance = default_tolerance(max(known, key=max) if known else None)
 
     calibration = None if postprocess is not None and postprocess.source == "distance" \
         else Calibration()  # a regressed distance map has no confidence to calibrate
@@ -127,30 +157,48 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
             prob = stack.mean(axis=0)
             maps = predictive_entropy(stack), sample_variance(stack)
         shape = image.shape[:2]  # XML outline masks (MoNuSeg) are drawn at the image's size
+        if classes is not None:
+            truth = classes.read(sample.mask)
+            if truth.shape != shape:
+                raise ValueError(f"mask {sample.mask}: {truth.shape[0]}x{truth.shape[1]}, its "
+                                 f"image {shape[0]}x{shape[1]}")
+            if prob.shape[-1] != classes.n_classes:
+                raise ValueError(f"the model predicts {prob.shape[-1]} channel(s) for "
+                                 f"{classes.n_classes} classes")
+            return image, truth, cleaning(to_mask(prob, threshold)), prob, maps
         if postprocess is None:
             truth = read_mask(sample.mask, settings.mask_threshold, sample.mask_type, shape)
             return image, truth, cleaning(to_mask(prob, threshold)), prob, maps
         truth = read_label_mask(sample.mask, shape)
         return image, truth, postprocess.instances(prob), prob, maps
 
-    samples = list(samples)
-    rows = []
-    for sample in samples:
+    rows, per_class = [], []
+    for sample, pixel_size in zip(samples, spacings):
         _, truth, pred, prob, maps = run(sample)
-        row = {"image": str(sample.image), **score_masks(pred > 0, truth > 0)}
+        row = {"image": str(sample.image),
+               **score_masks(pred > 0, truth > 0, pixel_size, nsd_tolerance)}
+        if classes is not None:
+            per_class.append(score_classes(pred, truth, classes.n_classes,
+                                           classes.include_background, pixel_size,
+                                           nsd_tolerance))
+            row.update(class_columns(per_class[-1]))
         if postprocess is not None:
             row.update(km_instances.object_metrics(truth, pred, postprocess.iou_threshold))
         if maps is not None:
             row.update(uncertainty=float(maps[0].mean()), variance=float(maps[1].mean()))
         if calibration is not None:
-            calibration.add_probabilities(prob, (truth > 0).astype(np.int64))
+            # A softmax's confidence is judged against the class; a sigmoid's, the foreground.
+            calibration.add_probabilities(prob, (truth if classes is not None and
+                                                 prob.shape[-1] > 1 else truth > 0)
+                                          .astype(np.int64))
         rows.append(row)
     # Only now, with every image scored: an unreadable mask leaves no half-written folder.
     (out_dir / "overlays").mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows)
     replace_atomic(out_dir / "per_image.csv", lambda tmp: table.to_csv(tmp, index=False))
     summary = {"images": len(rows), "mode": settings.mode, "tta": tta, "threshold": threshold,
-               "inference": settings.record()}
+               "inference": settings.record(), "distance_unit": spacing_record["unit"],
+               "spacing": spacing_record, "nsd_tolerance": nsd_tolerance}
     if postprocess is None:
         summary["mask_cleaning"] = cleaning.record()
     scores = PIXEL_SCORES
@@ -168,7 +216,14 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
         summary["postprocess"] = dict(vars(postprocess))
         summary["object_f1_pooled"] = {"value": km_instances.f1_from_counts(tp, fp, fn),
                                        "tp": tp, "fp": fp, "fn": fn}
+        summary["pq_pooled"] = pooled_panoptic_quality(table.to_dict("records"))
     summary.update(summarise(table, scores))
+    if classes is not None:
+        class_summary, class_table = summarise_classes(per_class)
+        summary["classes"] = classes.record()
+        summary.update(class_summary)
+        replace_atomic(out_dir / "per_class.csv",
+                       lambda tmp: class_table.to_csv(tmp, index=False))
     write_json_atomic(out_dir / "summary.json", summary)
     order = table["aji" if postprocess is not None else "dice"].argsort(kind="stable").tolist()
     picks = [("worst", i) for i in order[:n_overlays]] + \

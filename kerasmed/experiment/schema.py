@@ -39,6 +39,7 @@ from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.cleaning import mask_cleaning_defaults
 from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGROUND,
                                          postprocess_defaults)
+from kerasmed.evaluation.surface import check_spacing
 from kerasmed.models.registry import get_spec
 from kerasmed.names import KerasmedWarning, did_you_mean, unknown_name_message
 from kerasmed.training.distribution import DISTRIBUTIONS
@@ -113,6 +114,19 @@ _normalization = _raises(parse_normalization)
 _augmentation = _raises(validate_augmentation)
 _model_name = _raises(get_spec)
 _loss = _raises(km_losses.get)
+
+
+def _loss_weights(value):
+    if value is None:
+        return None
+    bad = [f"{k}: {v!r}" for k, v in value.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+           or v < 0]
+    if bad:
+        return f"weights must be finite numbers >= 0, got {', '.join(bad)}"
+    if not value or not any(value.values()):
+        return "at least one output needs a weight above 0"
+    return None
 
 
 def _metrics(value):
@@ -260,6 +274,10 @@ SCHEMA: dict = {
         "num_classes": Field((int, type(None)), None, doc="classes of a class-index mask"),
         "class_values": Field((list, type(None)), None,
                               doc="stored grey level or [r, g, b] of each class"),
+        "spacing": Field((list, int, float, type(None)), None,
+                         check=lambda v: None if v is None else _raises(check_spacing)(v),
+                         doc="pixel size [row, col] (or one number): kerasmed-eval's distances "
+                             "in its unit; null: TIFF resolution tags, else pixels"),
         "one_hot": Field(_BOOL, False, doc="class masks as one-hot (for multiclass losses); "
                                            "binary masks as two channels [background, "
                                            "foreground] (softmax heads, e.g. Micro-Net)"),
@@ -305,6 +323,9 @@ SCHEMA: dict = {
         "optimizer": Field((dict,), {"name": "adam", "learning_rate": 1e-3}, check=_optimizer,
                            doc="{\"name\": ..., and the optimizer's keyword arguments}"),
         "loss": Field((str, dict), "bce_dice", check=_loss),
+        "loss_weights": Field((dict, type(None)), None, check=_loss_weights,
+                              doc="{output name: weight} for networks with several outputs "
+                                  "(deep supervision); null: every output weighs 1"),
         "metrics": Field((list,), ["dice", "iou"], check=_metrics),
         "precision": Field(_STR, "float32", choices=PRECISIONS),
         "monitor": Field(_STR, "val_dice", doc="history column that picks the best checkpoint"),
