@@ -277,8 +277,7 @@ def test_eval_cli_spacing_and_compare_on_distances(tmp_path, capsys):
                                   "spacing": [[0.5, 0.5]]}
     assert summary["hd95"]["mean"] == pytest.approx(1.5)
     # --spacing-unit alone names nothing.
-    with pytest.raises(SystemExit):
-        eval_main(base + ["--output", str(tmp_path / "x"), "--spacing-unit", "mm"])
+    assert eval_main(base + ["--output", str(tmp_path / "x"), "--spacing-unit", "mm"]) == 2
     assert "--spacing-unit" in capsys.readouterr().err
     # A second evaluation in TIFF micrometres: compare refuses to mix units...
     assert eval_main(base + ["--output", str(tmp_path / "b")]) == 0

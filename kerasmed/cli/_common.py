@@ -167,12 +167,6 @@ def inference_parser(prog, description):
     return parser
 
 
-def inference_target(target, ensemble):
-    """What ``load_for_inference`` takes for ``TARGET`` and ``--ensemble`` runs: the target
-    alone, or the list of every member."""
-    return [target, *ensemble] if ensemble else target
-
-
 
 @contextlib.contextmanager
 def staged_output(out, prefix: str):
@@ -208,30 +202,3 @@ def write_png(path, array):
 
     if not cv2.imwrite(str(path), array):
         raise OSError(errno.EIO, "OpenCV could not write the file", str(path))
-
-
-
-def image_paths(items):
-    """The image files named by ``items`` (paths): a folder gives its images (by extension,
-    sorted), a file itself. Returns a list of ``Path``.
-
-    Raises ``ValueError`` naming the folder for a folder without images, and for no images at
-    all, so that a command never succeeds on nothing.
-    """
-    from pathlib import Path
-
-    from kerasmed.data.io import IMAGE_EXTENSIONS
-
-    paths = []
-    for item in map(Path, items):
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise ValueError(f"{item}: a folder with no images "
-                                 f"({', '.join(IMAGE_EXTENSIONS)})")
-            paths += found
-        else:
-            paths.append(item)
-    if not paths:
-        raise ValueError("no images given")
-    return paths

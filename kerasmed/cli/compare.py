@@ -4,20 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from kerasmed.cli._common import BAD_INPUT, EXIT_CODES, bad_input, bounded
-
-
-def _labels(paths):
-    """Short names for evaluations: the run's folder name (an ``eval_*`` folder's parent), or
-    the path as given when those collide."""
-    from pathlib import Path
-
-    labels = []
-    for p in map(Path, paths):
-        folder = p if p.is_dir() else p.parent
-        labels.append(folder.parent.name if folder.name.startswith("eval_") else folder.name)
-    return labels if len(set(labels)) == len(labels) else [str(p) for p in paths]
-
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
+                                  interrupted, quiet)
 
 
 def compare_main(argv=None) -> int:
@@ -39,42 +27,19 @@ def compare_main(argv=None) -> int:
     parser.add_argument("--bootstrap", type=bounded(int, 1), default=10_000,
                         help="bootstrap resamples of the mean difference (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    add_verbose(parser)
     args = parser.parse_args(argv)
-    if len(args.evaluations) < 2:
-        parser.error("give at least two evaluations")
-    from pathlib import Path
-
-    resolved = [Path(p).resolve() for p in args.evaluations]
-    if len(set(resolved)) < len(resolved):
-        twice = next(str(p) for p in args.evaluations
-                     if resolved.count(Path(p).resolve()) > 1)
-        parser.error(f"{twice} is given twice; compare different evaluations")
-    names = args.names.split(",") if args.names else _labels(args.evaluations)
-    if len(names) != len(args.evaluations) or len(set(names)) != len(names):
-        parser.error("--names needs one distinct name per evaluation")
-    import json
-    import re
-
-    from kerasmed.evaluation.compare import (check_same_units, compare_tables, load_per_image,
-                                             plot_paired)
-    from kerasmed.runfiles import create_run_dir, write_json_atomic
+    quiet(args.verbose)
+    from kerasmed.api import compare
 
     try:
-        tables = {n: load_per_image(p) for n, p in zip(names, args.evaluations)}
-        check_same_units(dict(zip(names, args.evaluations)))
-        metrics = args.metrics.split(",") if args.metrics else None
-        result = compare_tables(tables, metrics, n_boot=args.bootstrap, seed=args.seed)
-        out = create_run_dir(args.output, "compare")
-        result.to_csv(out / "comparison.csv", index=False)
-        for row in result.itertuples():
-            pair = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{row.a}_vs_{row.b}").strip("-")
-            plot_paired(tables, row.a, row.b, row.metric, out / f"paired_{row.metric}_{pair}.png")
-        write_json_atomic(out / "summary.json", {
-            "evaluations": dict(zip(names, map(str, args.evaluations))),
-            "images": int(len(next(iter(tables.values())))), "bootstrap": args.bootstrap,
-            "seed": args.seed, "rows": json.loads(result.to_json(orient="records"))})
+        comparison = compare(args.evaluations, args.names, args.metrics, args.output,
+                             args.bootstrap, args.seed)
     except BAD_INPUT as err:
         return bad_input("kerasmed-compare", err)
+    except KeyboardInterrupt as interrupt:
+        return interrupted("kerasmed-compare", interrupt, "no comparison folder was kept")
+    result, out = comparison.table, comparison.path
     for row in result.itertuples():
         print(f"{row.metric:>12} {row.a} - {row.b}: {row.mean_diff:+.4f} "
               f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}], Wilcoxon p = {row.p_wilcoxon:.3g}, "

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-
 from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, bad_input, bounded, inference_parser,
-                                  inference_target, interrupted_code, quiet)
-from kerasmed.signals import signal_name
+                                  interrupted, quiet)
 
 
 def _spacing(text):
@@ -97,119 +94,51 @@ def eval_main(argv=None) -> int:
                                  "and their averages (the default)")
     args = parser.parse_args(argv)
     quiet(args.verbose)
-    from pathlib import Path
+    from kerasmed.api import evaluate
 
-    from kerasmed.experiment import evaluation_samples, load_for_inference
-    from kerasmed.runfiles import create_run_dir
-
-    target = Path(args.target)
     try:
-        run = load_for_inference(inference_target(target, args.ensemble), args.checkpoint,
-                                 args.mode, args.normalization)
-        if not args.data and run.experiment is None:
-            parser.error("--data is required with a bare model file")
-        folder = {"images": args.images_dir, "masks": args.masks_dir}
-        if args.mask_type:
-            folder["mask_type"] = args.mask_type
-        samples = evaluation_samples(
-            run.experiment, args.data, args.dataset,
-            {"subsets": args.subsets.split(",")} if args.subsets else {}, folder,
-            ensemble=run.is_ensemble)
-        parent = Path(args.output) if args.output else (target if target.is_dir()
-                                                        else target.parent)
-        if run.is_classifier:
-            if args.uncertainty:
-                parser.error("--uncertainty maps pixels: it is for segmentation models")
-            summary, out_dir = _evaluate_classifier(run, samples, args.classes, parent)
-            print(f"kerasmed-eval: {summary['images']} images; accuracy "
-                  f"{summary['accuracy']:.4f}, macro F1 {summary['macro_f1']:.4f}, mean AUC "
-                  f"{summary['mean_auc']:.4f}, ECE {summary['ece']:.4f}; outputs in {out_dir}")
-            return EXIT_CODES["done"]
-        from kerasmed.evaluation import evaluate
-
-        postprocess = run.postprocess(samples, args.instances,
-                                      foreground_threshold=args.foreground_threshold,
-                                      h=args.h, min_size=args.min_size)
-        classes = _class_masks(run.experiment, args.include_background)
-        if args.include_background is not None and classes is None:
-            parser.error(f"--{'in' if args.include_background else 'ex'}clude-background is "
-                         f"for class-index masks (data.mask_mode classes)")
-        spacing, source = args.spacing, "--spacing"
-        data = run.experiment.data if run.experiment is not None else {}
-        if spacing is None and data.get("spacing") is not None:
-            spacing, source = data["spacing"], "data.spacing"
-        if args.spacing_unit is not None and spacing is None:
-            parser.error("--spacing-unit names the unit of --spacing or data.spacing")
-        out_dir = create_run_dir(parent, "eval")
-        try:
-            summary = evaluate(run.model, samples, out_dir, run.settings, tta=args.tta,
-                               threshold=args.threshold, n_overlays=args.overlays,
-                               postprocess=postprocess, uncertainty=args.uncertainty,
-                               n_samples=args.samples, cleaning=run.cleaning, classes=classes,
-                               spacing=spacing, spacing_source=source,
-                               spacing_unit=args.spacing_unit,
-                               nsd_tolerance=args.nsd_tolerance)
-        except BaseException:
-            if not any(out_dir.iterdir()):  # nothing written yet: leave no empty folder
-                out_dir.rmdir()
-            raise
+        evaluation = evaluate(
+            args.target, args.data, dataset=args.dataset, subsets=args.subsets,
+            images_dir=args.images_dir, masks_dir=args.masks_dir, mask_type=args.mask_type,
+            classes=args.classes, output=args.output, overlays=args.overlays,
+            instances=args.instances, foreground_threshold=args.foreground_threshold,
+            watershed_h=args.h, min_size=args.min_size, uncertainty=args.uncertainty,
+            samples=args.samples, spacing=args.spacing, spacing_unit=args.spacing_unit,
+            nsd_tolerance=args.nsd_tolerance, include_background=args.include_background,
+            checkpoint=args.checkpoint, mode=args.mode, tta=args.tta, threshold=args.threshold,
+            normalization=args.normalization, ensemble=args.ensemble)
     except BAD_INPUT as err:
         return bad_input("kerasmed-eval", err)
     except KeyboardInterrupt as interrupt:
-        print(f"kerasmed-eval: interrupted ({signal_name(interrupt)}); an evaluation folder "
-              f"is left only if its files were being written", file=sys.stderr)
-        return interrupted_code(interrupt)
-    from kerasmed.evaluation import PIXEL_SCORES
-
-    scores = list(PIXEL_SCORES)
-    if postprocess is not None:
-        scores += ["aji", "object_f1", "object_dice", "pq"]
-    if args.uncertainty:
-        scores += ["uncertainty"]
-    print(f"kerasmed-eval: {summary['images']} images; "
-          + ", ".join(f"{k} {summary[k]['mean']:.4f} ± {summary[k]['std']:.4f}" for k in scores)
-          + f" (distances in {summary['distance_unit']})"
-          + (f"; pooled object F1 {summary['object_f1_pooled']['value']:.4f}, pooled PQ "
-             f"{summary['pq_pooled']['pq']:.4f}" if postprocess is not None else "")
-          + ("; classes " + ", ".join(f"{k} Dice {summary['averages'][k]['dice']:.4f}"
-                                      for k in summary["averages"])
-             if "averages" in summary else "")
-          + (f"; ECE {summary['ece']:.4f}" if "ece" in summary else "")
-          + f"; outputs in {out_dir}")
+        return interrupted("kerasmed-eval", interrupt, "no evaluation folder was kept")
+    print(_closing_line(evaluation.summary, evaluation.path))
     return EXIT_CODES["done"]
 
 
+def _closing_line(summary, out_dir) -> str:
+    """The scores of an evaluation in one line (a classifier's report, or each pixel score's
+    mean and std with the object, class and calibration figures it has); an undefined figure
+    (null in summary.json) shows as n/a."""
+    def f(value):
+        return "n/a" if value is None else f"{value:.4f}"
 
-def _class_masks(experiment, include_background):
-    """The ``ClassMasks`` of a run with class-index masks (``data.mask_mode`` classes), else
-    ``None``."""
-    if experiment is None or experiment.data.get("mask_mode") != "classes":
-        return None
-    from kerasmed.evaluation.multiclass import ClassMasks
+    if "accuracy" in summary:
+        return (f"kerasmed-eval: {summary['images']} images; accuracy "
+                f"{f(summary['accuracy'])}, macro F1 {f(summary['macro_f1'])}, mean AUC "
+                f"{f(summary['mean_auc'])}, ECE {f(summary['ece'])}; outputs in {out_dir}")
+    from kerasmed.evaluation.scores import PIXEL_SCORES
 
-    data = experiment.data
-    count = data["num_classes"] or len(data["class_values"] or ())
-    return ClassMasks(count, data["class_values"], bool(include_background))
-
-
-def _evaluate_classifier(run, samples, classes_arg, parent):
-    """``kerasmed-eval`` of a classifier: the run's own dataset settings, or for a bare model
-    the model's input size and the schema's batch size. Returns ``(summary, out_dir)``."""
-    from kerasmed.data.dataset import ClassificationDataset
-    from kerasmed.evaluation.classification import evaluate_classifier
-    from kerasmed.experiment import SCHEMA
-    from kerasmed.runfiles import create_run_dir
-
-    settings = run.settings
-    if run.experiment is not None:
-        classes = classes_arg.split(",") if classes_arg else run.experiment.class_names()
-        dataset = run.experiment.inference_dataset(samples, classes)
-    else:
-        classes = classes_arg.split(",") if classes_arg else None
-        dataset = ClassificationDataset(
-            samples, batch_size=SCHEMA["training"]["batch_size"].default,
-            image_size=settings.image_size, channels=settings.channels, classes=classes,
-            normalization=settings.normalization, fit=settings.fit)
-    out_dir = create_run_dir(parent, "eval")
-    return evaluate_classifier(run.model, dataset, out_dir, inference=settings.record()), out_dir
-
+    objects = "aji" in summary
+    scores = [*PIXEL_SCORES, *(["aji", "object_f1", "object_dice", "pq"] if objects else []),
+              *(["uncertainty"] if "uncertainty" in summary else [])]
+    return (f"kerasmed-eval: {summary['images']} images; "
+            + ", ".join(f"{k} {f(summary[k]['mean'])} ± {f(summary[k]['std'])}"
+                        for k in scores)
+            + f" (distances in {summary['distance_unit']})"
+            + (f"; pooled object F1 {f(summary['object_f1_pooled']['value'])}, pooled PQ "
+               f"{f(summary['pq_pooled']['pq'])}" if objects else "")
+            + ("; classes " + ", ".join(f"{k} Dice {f(summary['averages'][k]['dice'])}"
+                                        for k in summary["averages"])
+               if "averages" in summary else "")
+            + (f"; ECE {f(summary['ece'])}" if "ece" in summary else "")
+            + f"; outputs in {out_dir}")

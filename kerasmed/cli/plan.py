@@ -46,20 +46,17 @@ def plan_main(argv=None) -> int:
     quiet(args.verbose)
     from pathlib import Path
 
-    from kerasmed.planning import plan_experiment
+    from kerasmed.api import plan
 
-    options = {k: v for k, v in (("images", args.images_dir), ("masks", args.masks_dir),
-                                 ("mask_type", args.mask_type)) if v is not None}
-    output = Path(args.output) if args.output else Path("plans") / Path(args.root).resolve().name
     try:
-        plan = plan_experiment(args.root, dataset=args.dataset, options=options,
-                               budget_minutes=args.budget, folds=args.folds, output=output,
-                               seed=args.seed)
+        planned = plan(args.root, args.budget, dataset=args.dataset, folds=args.folds,
+                       output=args.output, seed=args.seed, images_dir=args.images_dir,
+                       masks_dir=args.masks_dir, mask_type=args.mask_type)
     except BAD_INPUT as err:
         return bad_input("kerasmed-plan", err)
     except KeyboardInterrupt as interrupt:
         return interrupted("kerasmed-plan", interrupt, "its files are written only at the end")
-    print("\n".join(plan.table()))
-    print(f"kerasmed-plan: expected {plan.expected_minutes:.1f} of {args.budget:g} min; "
-          f"train with: kerasmed-train {output / 'experiment.json'}")
+    print("\n".join(planned.table()))
+    print(f"kerasmed-plan: expected {planned.expected_minutes:.1f} of {args.budget:g} min; "
+          f"train with: kerasmed-train {Path(planned.output) / 'experiment.json'}")
     return EXIT_CODES["done"]

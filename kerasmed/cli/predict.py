@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from kerasmed.cli._common import (EXIT_CODES, bad_input, bounded, image_paths,
-                                  inference_parser, inference_target, interrupted, quiet,
-                                  staged_output, write_png)
+from kerasmed.cli._common import (EXIT_CODES, bad_input, bounded, inference_parser,
+                                  interrupted, quiet, staged_output, write_png)
 
 
 def predict_main(argv=None) -> int:
@@ -31,9 +30,9 @@ def predict_main(argv=None) -> int:
 
     import numpy as np
 
-    from kerasmed.data.io import ImageReadError, read_image
-    from kerasmed.evaluation import predict_image, to_mask
-    from kerasmed.experiment import ConfigError, load_for_inference
+    from kerasmed.api import iter_predictions
+    from kerasmed.data.io import image_paths
+    from kerasmed.experiment import ConfigError
 
     try:
         paths = image_paths(args.images)
@@ -49,28 +48,20 @@ def predict_main(argv=None) -> int:
         return bad_input("kerasmed-predict", "two input images share a file stem")
     skipped = []
     try:
-        run = load_for_inference(inference_target(args.target, args.ensemble), args.checkpoint,
-                                 args.mode, args.normalization)
-        model, settings = run.model, run.settings
+        predictions = iter_predictions(
+            args.target, paths, checkpoint=args.checkpoint, mode=args.mode, tta=args.tta,
+            threshold=args.threshold, normalization=args.normalization,
+            ensemble=args.ensemble, overlap=args.overlap, on_error=args.on_error,
+            skipped=skipped)
         # Masks are moved into place only when every image is done: an unreadable image (with
         # --on-error raise) or a full disk leaves nothing half-written.
         with staged_output(out, ".kerasmed-predict-") as staging:
-            for path, target in targets.items():
-                try:
-                    image = read_image(path, channels=settings.channels)
-                except ImageReadError as err:
-                    if args.on_error == "raise":
-                        raise
-                    skipped.append((path, str(err)))
-                    continue
-                prob = predict_image(model, image, settings.mode, settings.normalization,
-                                     pad_value=settings.pad_value,
-                                     overlap=args.overlap, tta=args.tta)
-                mask = run.cleaning(to_mask(prob, args.threshold))
+            for p in predictions:
+                prob = p.probabilities
                 scale = 255 if prob.shape[-1] == 1 else 1  # class indices stay as they are
-                write_png(staging / target.name, (mask * scale).astype(np.uint8))
+                write_png(staging / targets[p.image].name, (p.mask * scale).astype(np.uint8))
                 if args.probabilities and prob.shape[-1] == 1:
-                    write_png(staging / f"{path.stem}_prob.png",
+                    write_png(staging / f"{p.image.stem}_prob.png",
                               (np.clip(prob[..., 0], 0, 1) * 65535).astype(np.uint16))
     except (ConfigError, OSError) as err:
         return bad_input("kerasmed-predict", err, "; nothing was written")

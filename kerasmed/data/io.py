@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["ImageReadError", "MaskValueError", "read_image", "read_mask", "read_label_mask",
+__all__ = ["image_paths", "ImageReadError", "MaskValueError", "read_image", "read_mask", "read_label_mask",
            "read_class_mask", "read_outline_mask", "binarize_mask", "image_size",
            "looks_like_image", "looks_like_mask", "IMAGE_EXTENSIONS", "OUTLINE_EXTENSIONS"]
 
@@ -396,3 +396,27 @@ def _map_values(mask, keys, path, shown, describe=lambda c: c):
                              f"not among class_values {shown}")
     out = order[pos]
     return out.astype(np.uint8 if len(keys) <= 256 else np.int32)
+
+
+def image_paths(items):
+    """The image files named by ``items`` (a path, or a list of paths): a folder gives its
+    images (by extension, sorted), a file itself. Returns a list of ``Path``.
+
+    Raises ``ValueError`` naming the folder for a folder without images, and for no images at
+    all, so that a command never succeeds on nothing.
+    """
+    if isinstance(items, (str, Path)):
+        items = [items]
+    paths = []
+    for item in map(Path, items):
+        if item.is_dir():
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise ValueError(f"{item}: a folder with no images "
+                                 f"({', '.join(IMAGE_EXTENSIONS)})")
+            paths += found
+        else:
+            paths.append(item)
+    if not paths:
+        raise ValueError("no images given")
+    return paths

@@ -18,13 +18,29 @@ The engines know nothing of experiment files: ``kerasmed.experiment`` turns a ru
 settings and samples they take. docs/evaluation.md defines every score.
 """
 
-from kerasmed.evaluation.inference import (INFERENCE_MODES, InferenceSettings, inference_mode,
-                                           model_input_shape, predict_image, sliding_window,
-                                           to_mask)
-from kerasmed.evaluation.objects import OBJECT_SCORES, Postprocess
-from kerasmed.evaluation.scores import PIXEL_SCORES, hd95, score_masks
-from kerasmed.evaluation.segmentation import evaluate, overlay
+import importlib
 
-__all__ = ["INFERENCE_MODES", "InferenceSettings", "inference_mode", "model_input_shape",
-           "predict_image", "sliding_window", "to_mask", "OBJECT_SCORES", "Postprocess",
-           "PIXEL_SCORES", "hd95", "score_masks", "evaluate", "overlay"]
+# Re-exported names, imported on first use (PEP 562): the inference engine imports Keras, and
+# the light modules (objects, scores, surface) must not pull it in for a command's --help.
+_EXPORTS = {
+    "inference": ("INFERENCE_MODES", "InferenceSettings", "inference_mode", "model_input_shape",
+                  "predict_image", "sliding_window", "to_mask"),
+    "objects": ("OBJECT_SCORES", "Postprocess"),
+    "scores": ("PIXEL_SCORES", "hd95", "score_masks"),
+    "segmentation": ("evaluate", "overlay"),
+}
+_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = list(_HOME)
+
+
+def __getattr__(name):
+    if name not in _HOME:
+        raise AttributeError(f"module 'kerasmed.evaluation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"kerasmed.evaluation.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_HOME))

@@ -19,7 +19,7 @@ import cv2
 import keras
 import numpy as np
 
-__all__ = ["default_layer", "grad_cam", "cam_overlay"]
+__all__ = ["default_layer", "grad_cam", "cam_overlay", "class_targets"]
 
 
 def _spatial(layer):
@@ -111,3 +111,27 @@ def cam_overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.n
     heat = cv2.cvtColor(heat, cv2.COLOR_BGR2RGB)
     blended = (rgb * (1 - alpha) + heat * alpha).astype(np.uint8)
     return np.concatenate([rgb, blended], axis=1)
+
+
+def class_targets(spec, names, count: int, classifier: bool) -> list[int]:
+    """The output channels ``--classes`` names: comma-separated class names (of the run) or
+    indices in ``0..count-1``; by default every class of a classifier, the foreground of a
+    segmentation network. Raises ``ValueError`` naming the option and the bad entry."""
+    if not spec:
+        return list(range(count)) if classifier else [0 if count == 1 else 1]
+    targets = []
+    for entry in (e.strip() for e in spec.split(",")):
+        if names and entry in names:
+            targets.append(names.index(entry))
+            continue
+        try:
+            index = int(entry)
+        except ValueError:
+            known = f"; its classes: {', '.join(names)}" if names else ""
+            raise ValueError(f"--classes: {entry!r} is neither a class name of this run nor an "
+                             f"index{known}") from None
+        if not 0 <= index < count:
+            raise ValueError(f"--classes: {index} is not an output of this network, which has "
+                             f"{count} channel(s) (0-{count - 1})")
+        targets.append(index)
+    return targets

@@ -21,7 +21,7 @@ from kerasmed.models.registry import register_model
 from kerasmed.models.side_outputs import output_activation, side_logits
 
 __all__ = ["NORMS", "UPSAMPLING", "planned_unet", "planned_unet_parameters",
-           "planned_unet_activation_units", "default_side_levels"]
+           "planned_unet_activation_units", "default_side_levels", "deep_supervision_weights"]
 
 NORMS = ("instance", "group", "batch", "none")
 """The ``norm`` choices: ``GroupNormalization`` with one group per channel (instance norm,
@@ -70,6 +70,26 @@ def default_side_levels(n_stages: int) -> tuple:
     (level ``n_stages - 2``), to which nnU-Net gives loss weight 0. Level ``i`` is the decoder
     stage at 1/2**i of the input resolution. Returns them deepest first (the output order)."""
     return tuple(range(n_stages - 3, 0, -1))
+
+
+def deep_supervision_weights(output_names) -> dict:
+    """nnU-Net's loss weights for a planned U-Net's outputs: ``final`` (level 0) and each
+    side output ``side{i}`` (level i, 1/2**i of the input resolution) weigh 1/2**i, normalised
+    to sum to 1, so that coarser heads guide without dominating (Isensee et al. 2021,
+    ``nnUNetTrainer._build_loss``; nnU-Net's lowest level, weight 0, is not an output here).
+    Returns ``{output name: weight}``; raises ``ValueError`` for a name that is neither."""
+    levels = {}
+    for name in output_names:
+        digits = name[len("side"):] if name.startswith("side") else None
+        if name == "final":
+            levels[name] = 0
+        elif digits and digits.isdigit():
+            levels[name] = int(digits)
+        else:
+            raise ValueError(f"{name!r} is not an output of planned_unet (final, side<i>)")
+    raw = {name: 0.5 ** level for name, level in levels.items()}
+    total = sum(raw.values())
+    return {name: weight / total for name, weight in raw.items()}
 
 
 def _side_levels(n_stages, deep_supervision, deep_supervision_scales) -> tuple:

@@ -71,7 +71,8 @@ class Candidate:
         """The builder's keyword arguments (the input shape aside)."""
         if self.widths is None:
             return dict(self.extra)
-        return {"widths": list(self.widths), "norm": "instance", "deep_supervision": False}
+        return {"widths": list(self.widths), "norm": "instance",
+                "deep_supervision": rules.uses_deep_supervision(self.widths)}
 
 
 def _tiles(fp, candidate, images):

@@ -41,7 +41,8 @@ def _refuse_earlier_plan(output: Path) -> None:
 @dataclass
 class Plan:
     """A planned experiment: ``experiment`` (an experiment dict), ``decisions`` (each
-    ``rules.Decision``), the fingerprint, the costs measured and the time expected."""
+    ``rules.Decision``), the fingerprint, the costs measured, the time expected and, once
+    written, the folder that holds its files."""
 
     experiment: dict
     decisions: list
@@ -49,6 +50,7 @@ class Plan:
     budget_minutes: float
     expected_minutes: float
     costs: dict = field(default_factory=dict)
+    output: Path | None = None
 
     def record(self) -> dict:
         """``plan.json``'s content."""
@@ -74,6 +76,7 @@ class Plan:
         save_fingerprint(self.fingerprint, output / "fingerprint.json")
         write_json_atomic(output / "plan.json", self.record())
         write_json_atomic(output / "experiment.json", self.experiment)
+        self.output = output
         return output
 
 
@@ -150,7 +153,8 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
         base = {"data": {}, "training": {"monitor_mode": "max"}}
     else:
         decisions += _network_decisions(fp, chosen, measured, plan)
-        decisions += [loss, rules.augmentation_rule(chosen.size)]
+        decisions += [loss, *rules.deep_supervision_rule(chosen.widths),
+                      rules.augmentation_rule(chosen.size)]
         base = {"data": {"mask_mode": mask_mode},
                 "training": {"metrics": ["dice", "iou"], "monitor": "val_dice",
                              "monitor_mode": "max"}}

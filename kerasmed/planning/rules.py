@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from kerasmed.models.planned_unet import default_side_levels, deep_supervision_weights
+
 __all__ = ["Decision", "PlanError", "MIN_FEATURE_MAP", "MAX_POOLS", "WIDTH_CAP", "BASE_WIDTHS",
            "MIN_BASE_WIDTH", "MIN_MINOR_AXIS", "SPECK_RATIO", "PATCH_DIAMETERS", "MAX_PATCH",
            "MIN_PATCH", "FOREGROUND_SHARE", "BATCH_PIXEL_SHARE", "BATCH_RANGE", "BATCH_STEPS",
@@ -22,7 +24,8 @@ __all__ = ["Decision", "PlanError", "MIN_FEATURE_MAP", "MAX_POOLS", "WIDTH_CAP",
            "FOLD_CHOICES", "EPOCH_RANGE", "VALIDATION_SHARE", "channels_rule",
            "normalization_rule", "pools_for", "patch_rule", "widths_rule", "batch_rule",
            "augmentation_rule", "loss_rule", "optimizer_rule", "round_to_multiple",
-           "cache_rule", "smallest_minor_axis", "typical_diameter"]
+           "cache_rule", "smallest_minor_axis", "typical_diameter", "DEEP_SUPERVISION",
+           "deep_supervision_rule", "uses_deep_supervision"]
 
 # --- network topology (nnU-Net: get_pool_and_conv_props, PlainConvUNet constants) -----------
 #: A stage is pooled only while its feature map stays at least this wide before pooling, so the
@@ -37,6 +40,10 @@ WIDTH_CAP = 512
 BASE_WIDTHS = (32, 24, 16, 12, 8)
 #: Narrower first stages are used only when no patch trains enough steps with this one.
 MIN_BASE_WIDTH = 16
+#: Deep supervision (nnU-Net trains every plan with it): side outputs on the middle decoder
+#: levels. To be settled by measurement (benchmarks/RESULTS.md).
+DEEP_SUPERVISION = True
+DEEP_SUPERVISION_REASON = "on, as in nnU-Net"
 
 # --- resolution and patch -------------------------------------------------------------------
 #: Resizing is allowed only while the smallest objects keep a minor axis of this many pixels.
@@ -262,6 +269,34 @@ def augmentation_rule(size) -> Decision:
                     f"nnU-Net 2D: rotation +-{angle} deg (patch aspect {aspect:.2f}), "
                     f"scaling, noise, blur, brightness, contrast, gamma, flips",
                     {"aspect": aspect})
+
+
+def uses_deep_supervision(widths) -> bool:
+    """Whether a planned U-Net of these stage widths trains with side outputs: when the rule
+    is on (``DEEP_SUPERVISION``) and the network has a decoder level between the top and the
+    lowest (nnU-Net supervises those; at least 4 stages)."""
+    return DEEP_SUPERVISION and bool(default_side_levels(len(widths)))
+
+
+def deep_supervision_rule(widths) -> list[Decision]:
+    """Side outputs on the decoder levels between the top and the lowest, their losses
+    weighted 1/2**level and normalised (nnU-Net), when ``uses_deep_supervision``."""
+    levels = default_side_levels(len(widths))
+    on = uses_deep_supervision(widths)
+    figures = {"stages": len(widths), "side_levels": list(levels)}
+    if not on:
+        why = (f"{len(widths)} stages leave no level between the top and the lowest"
+               if DEEP_SUPERVISION else DEEP_SUPERVISION_REASON)
+        return [Decision("model.params.deep_supervision", False, "deep supervision", why,
+                         figures)]
+    names = [f"side{level}" for level in levels] + ["final"]
+    weights = {name: round(w, 6) for name, w in deep_supervision_weights(names).items()}
+    return [Decision("model.params.deep_supervision", True, "deep supervision",
+                     f"side outputs at levels {', '.join(map(str, levels))} (nnU-Net: every "
+                     f"decoder level but the top and the lowest); {DEEP_SUPERVISION_REASON}",
+                     figures),
+            Decision("training.loss_weights", weights, "deep supervision",
+                     "weight 1/2**level, normalised (nnU-Net)", figures)]
 
 
 def loss_rule(mask_mode: str) -> Decision:
