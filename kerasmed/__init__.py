@@ -8,6 +8,9 @@ Sub-packages (docs/architecture.md describes the layers):
     kerasmed.evaluation  inference as in training, pixel and object scores, classification report
     kerasmed.training    the training engines and their callbacks
     kerasmed.experiment  experiment files: schema, validation and the pipeline every command uses
+    kerasmed.planning    the self-configuring planner (fingerprint rules, budget, probe)
+    kerasmed.api         the commands as Python functions, also at the top level:
+                         kerasmed.train, evaluate, predict, compare, explain, export, plan, tune
 """
 
 __version__ = "0.1.0"
@@ -17,6 +20,30 @@ from kerasmed import registration as _registration  # noqa: E402
 # keras.saving.load_model finds kerasmed's objects once kerasmed is imported (see
 # kerasmed/registration.py: without importing Keras here, so that commands start at once).
 _registration.install()
+
+# The public Python API (kerasmed/api.py: one function per command, docs/api.md), imported on
+# first use so that ``import kerasmed`` stays quick.
+_API = ("train", "resume", "evaluate", "compare", "predict", "iter_predictions", "explain",
+        "export", "plan", "tune", "load_run", "Run", "Evaluation", "Comparison", "Prediction",
+        "Heatmap", "Tuning")
+_ERRORS = {"ConfigError": "kerasmed.experiment.schema", "PlanError": "kerasmed.planning.rules",
+           "RunDiverged": "kerasmed.training.trainer", "ImageReadError": "kerasmed.data.io"}
+
+__all__ = ["load_model", *_API, *_ERRORS]
+
+
+def __getattr__(name):
+    import importlib
+
+    if name in _API:
+        return getattr(importlib.import_module("kerasmed.api"), name)
+    if name in _ERRORS:
+        return getattr(importlib.import_module(_ERRORS[name]), name)
+    raise AttributeError(f"module 'kerasmed' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
 
 
 def load_model(path, **kwargs):

@@ -277,7 +277,7 @@ def export(target, format="savedmodel", output=None, *, checkpoint="best", image
     from kerasmed.data.synthetic import SYNTHETIC_DATASETS
     from kerasmed.evaluation.inference import model_input_shape, model_view
     from kerasmed.experiment import ConfigError, load_for_inference
-    from kerasmed.export import FORMATS, export_model
+    from kerasmed.exporting import FORMATS, export_model
     from kerasmed.runfiles import remove_path, write_json_atomic
 
     if format not in FORMATS:

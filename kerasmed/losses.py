@@ -32,15 +32,15 @@ from keras import ops
 from kerasmed.names import unknown_name_message
 
 __all__ = ["DiceLoss", "JaccardLoss", "BCEDiceLoss", "FocalLoss", "TverskyLoss",
-           "FocalTverskyLoss", "WeightedCrossentropyLoss", "get", "available", "MODES", "prepare",
-           "confusion_sums",
-           "tversky_index"]
+           "FocalTverskyLoss", "WeightedCrossentropyLoss", "get", "available", "lookup", "MODES",
+           "check_mode", "prepare", "confusion_sums", "tversky_index"]
 
 MODES = ("binary", "multiclass", "sparse")
 _EPS = 1e-7
 
 
-def _check_mode(mode):
+def check_mode(mode):
+    """Raise ``ValueError`` unless ``mode`` is one of ``MODES``."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
 
@@ -50,7 +50,7 @@ def prepare(y_true, y_pred, mode: str, from_logits: bool = False):
 
     Sparse targets become one-hot; binary targets without a channel axis gain one.
     """
-    _check_mode(mode)
+    check_mode(mode)
     # float32 whatever the model's compute dtype: sums over a 512x512 image overflow float16
     # and lose most of their digits in bfloat16.
     y_pred = ops.cast(y_pred, "float32")
@@ -102,7 +102,7 @@ class _SegmentationLoss(keras.losses.Loss):
 
     def __init__(self, mode="binary", from_logits=False, name=None,
                  reduction="sum_over_batch_size", dtype=None):
-        _check_mode(mode)
+        check_mode(mode)
         super().__init__(name=name, reduction=reduction, dtype=dtype)
         self.mode = mode
         self.from_logits = bool(from_logits)

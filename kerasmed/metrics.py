@@ -23,7 +23,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerasmed.losses import _check_mode, confusion_sums, lookup, prepare
+from kerasmed.losses import check_mode, confusion_sums, lookup, prepare
 
 __all__ = ["Dice", "IoU", "Precision", "Recall", "get", "available"]
 
@@ -33,7 +33,7 @@ class _PerImageMetric(keras.metrics.Metric):
 
     def __init__(self, threshold=0.5, mode="binary", from_logits=False, ignore_background=False,
                  name=None, dtype=None):
-        _check_mode(mode)
+        check_mode(mode)
         super().__init__(name=name, dtype=dtype)
         self.threshold = float(threshold)
         self.mode = mode

@@ -52,8 +52,9 @@ def _tiny_overrides(config):
     if spec.name == "micronet":  # valid convolutions: Micro-Net takes exactly 252 or 508
         overrides += ["data.image_size=[252,252]", "model.params.variant=252",
                       "model.params.width=0.03125"]
-    else:
-        overrides.append("data.image_size=[32,32]")
+    else:  # PSPNet: a multiple of 6 x downsample_factor (8)
+        overrides.append("data.image_size=[48,48]" if spec.name == "pspnet"
+                         else "data.image_size=[32,32]")
     for key, value in (("filters", "4"), ("depth", "2"), ("encoder_weights", "null")):
         if key in spec.parameters():  # no ImageNet download in tests
             overrides.append(f"model.params.{key}={value}")
@@ -69,6 +70,7 @@ _TINY = {
     "swin_unet": (("blocks", "1"), ("drop_path_rate", "0")),
     "backbone_unet_plus_plus": (("backbone_name", '"mobilenetv3small"'),),
     "deeplabv3plus": (("backbone_name", '"mobilenetv3small"'),),
+    **{name: (("backbone_name", '"mobilenetv3small"'),) for name in ("fpn", "linknet", "pspnet")},
 }
 
 

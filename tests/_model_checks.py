@@ -25,6 +25,12 @@ def predict(model, x):
     return keras.ops.convert_to_numpy(out)
 
 
+def predict_outputs(model, x):
+    """``predict`` as a list, one NumPy array per output, for one output too."""
+    out = predict(model, x)
+    return out if isinstance(out, list) else [out]
+
+
 def assert_probability_maps(out, shape, classes):
     """``out`` is a float32 ``(*shape, classes)`` head output: sigmoid probabilities in [0, 1]
     for one class, a softmax summing to 1 over the classes otherwise."""
@@ -70,3 +76,23 @@ def trained_tiny_fixture(make_model, x, y, loss, name):
 def assert_most_weights_changed(before, model):
     changed = [not np.array_equal(b, a) for b, a in zip(before, model.get_weights())]
     assert sum(changed) > len(changed) // 2
+
+
+def train_step_and_round_trip(model, tmp_path, optimizer=None):
+    """One eager training step on random data (SGD 0.01 unless ``optimizer``; the loss is finite
+    and most weights change), then save, reload and compare predictions exactly."""
+    rng = np.random.default_rng(0)
+    x = rng.random((2, *model.inputs[0].shape[1:]), dtype=np.float32)
+    y = (rng.random((2, *model.outputs[0].shape[1:])) > 0.5).astype("float32")
+    model.compile(optimizer or keras.optimizers.SGD(0.01), loss="binary_crossentropy",
+                  run_eagerly=True)
+    before = [w.copy() for w in model.get_weights()]
+    assert np.isfinite(float(model.train_on_batch(x, y)))
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+    assert np.mean(changed) > 0.8, np.mean(changed)
+    path = tmp_path / f"{model.name}.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.name == model.name and restored.count_params() == model.count_params()
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
+                                  keras.ops.convert_to_numpy(restored(x, training=False)))

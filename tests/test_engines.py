@@ -176,11 +176,10 @@ def _check_kfold_ensemble(parent, experiment, tmp_path):
     assert (masks / image.name.replace(image.suffix, ".png")).exists()
 
 
-def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
+def test_auxiliary_outputs_get_the_decaying_weight():
     from kerasmed.experiment.schema import SCHEMA
     from kerasmed.training.aux_weight import AuxiliaryLossWeight, ScaledLoss
-    from kerasmed.experiment.pipeline import compile_model
-    from kerasmed.training.trainer import _extra_callbacks
+    from kerasmed.training.compile import Compilation
 
     inputs = keras.Input((8, 8, 1))
     aux = keras.layers.Conv2D(1, 1, activation="sigmoid", name="aux1")(inputs)
@@ -188,22 +187,42 @@ def test_auxiliary_outputs_get_the_decaying_weight(tmp_path):
     model = keras.Model(inputs, [aux, main])
     training = {k: v.default for k, v in SCHEMA["training"].items() if hasattr(v, "default")}
     training["callbacks"] = {k: v.default for k, v in SCHEMA["training"]["callbacks"].items()}
-    compile_model(model, training, steps_per_epoch=1)
+    compilation = Compilation(training, model)
+    compilation.compile(model)
+    assert Compilation.of(model) is compilation
     assert isinstance(model.loss["aux1"], ScaledLoss) and not isinstance(model.loss["main"],
                                                                          ScaledLoss)
-    assert any(isinstance(c, AuxiliaryLossWeight) for c in _extra_callbacks(tmp_path, training,
-                                                                            model))
+    assert any(isinstance(c, AuxiliaryLossWeight) for c in compilation.callbacks())
     training["auxiliary_weight"] = 0.5
-    compile_model(model, training, steps_per_epoch=1)
+    compilation = Compilation(training, model)
+    compilation.compile(model)
     assert float(model.loss["aux1"].weight.numpy()) == 0.5
-    assert not any(isinstance(c, AuxiliaryLossWeight)
-                   for c in _extra_callbacks(tmp_path, training, model))
+    assert not any(isinstance(c, AuxiliaryLossWeight) for c in compilation.callbacks())
+    assert compilation.history_columns() == [
+        "loss", "aux1_loss", "main_loss", "main_dice", "main_iou",
+        "val_loss", "val_aux1_loss", "val_main_loss", "val_main_dice", "val_main_iou"]
+
+
+def test_loss_weights_reach_the_compile_and_name_outputs():
+    from kerasmed.experiment.schema import section_defaults
+    from kerasmed.training.compile import Compilation
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, [keras.layers.Conv2D(1, 1, activation="sigmoid", name=n)(inputs)
+                                 for n in ("side1", "final")])
+    training = {**section_defaults("training"), "loss_weights": {"side1": 0.25}}
+    compilation = Compilation(training, model)
+    assert compilation.loss_weights() == {"side1": 0.25, "final": 1.0}
+    compilation.compile(model)
+    assert compilation.arguments["loss_weights"] == {"side1": 0.25, "final": 1.0}
+    with pytest.raises(ValueError, match="side9 is not one of side1, final"):
+        Compilation({**training, "loss_weights": {"side9": 1.0}}, model).loss_weights()
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_float16"])
 def test_compile_model_builds_the_optimizer_so_the_first_step_creates_no_variables(precision):
     """Slot variables created inside the first traced step make tf.function trace it twice."""
-    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.training.compile import compile_model
     from kerasmed.experiment.schema import section_defaults
 
     keras.mixed_precision.set_global_policy(precision)
@@ -230,7 +249,7 @@ def test_compile_model_builds_the_optimizer_so_the_first_step_creates_no_variabl
 def _two_output_model(encoder):
     """A compiled model of two outputs ("side", "main") after ``encoder`` on 8x8 inputs, with
     a metric named by a string; returns ``(model, x, y, first batch)``."""
-    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.training.compile import compile_model
     from kerasmed.experiment.schema import section_defaults
 
     inputs = keras.Input((8, 8, 1))

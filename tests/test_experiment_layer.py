@@ -176,20 +176,25 @@ def _kerasmed_imports(path):
 
 
 ABOVE = {  # each layer and the layers it must not import
-    "models": ("training", "evaluation", "experiment", "planning", "cli", "config"),
-    "data": ("training", "evaluation", "experiment", "planning", "cli", "config"),
-    "losses": ("models", "training", "evaluation", "experiment", "planning", "cli", "config"),
-    "metrics": ("models", "training", "evaluation", "experiment", "planning", "cli", "config"),
+    "models": ("training", "evaluation", "experiment", "planning", "api", "cli", "config"),
+    "data": ("training", "evaluation", "experiment", "planning", "api", "cli", "config"),
+    "losses": ("models", "training", "evaluation", "experiment", "planning", "api", "cli",
+               "config"),
+    "metrics": ("models", "training", "evaluation", "experiment", "planning", "api", "cli",
+               "config"),
     "names": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment",
               "planning"),
     "runfiles": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment",
                  "planning"),
     "signals": ("models", "data", "losses", "metrics", "training", "evaluation", "experiment",
                 "planning", "runfiles", "names"),
-    "evaluation": ("training", "experiment", "planning", "cli", "config"),
-    "training": ("experiment", "planning", "cli", "config"),
-    "experiment": ("planning", "cli"),
-    "planning": ("cli",),
+    "keras_private": ("models", "data", "losses", "metrics", "training", "evaluation",
+                      "experiment", "planning"),
+    "evaluation": ("training", "experiment", "planning", "api", "cli", "config"),
+    "training": ("experiment", "planning", "api", "cli", "config"),
+    "experiment": ("planning", "api", "cli"),
+    "planning": ("api", "cli"),
+    "api": ("cli",),
 }
 
 

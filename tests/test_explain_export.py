@@ -100,7 +100,7 @@ def test_export_predicts_as_the_keras_model(finished_run, tmp_path, fmt, capsys)
 def test_a_layer_that_cannot_be_exported_is_named(tmp_path):
     import tensorflow as tf
 
-    from kerasmed.export import ExportError, export_model
+    from kerasmed.exporting import ExportError, export_model
 
     class PythonSide(keras.layers.Layer):
         def call(self, x):
@@ -122,7 +122,7 @@ def test_a_savedmodel_follows_the_umask(tmp_path, umask):
     import os
     import stat
 
-    from kerasmed.export import export_model
+    from kerasmed.exporting import export_model
 
     inputs = keras.Input((4,))
     model = keras.Model(inputs, keras.layers.Dense(1, name="dense")(inputs))

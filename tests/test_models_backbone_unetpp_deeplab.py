@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from _model_checks import train_step_and_round_trip
 from kerasmed.models import DeepLabV3Plus, UnetPlusPlus, build, default_config
 from kerasmed.models.backbones import build_encoder
 from kerasmed.models.deeplab import dilated_encoder
@@ -25,23 +26,6 @@ SMALL = [key for key in SMP_DECODER_PARAMS if key[1] != "resnet50"]  # resnet50:
 
 def _trainable(model_or_layer):
     return sum(int(np.prod(w.shape)) for w in model_or_layer.trainable_weights)
-
-
-def _train_step_and_round_trip(model, tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.random((2, *model.inputs[0].shape[1:]), dtype=np.float32)
-    y = (rng.random((2, *model.outputs[0].shape[1:])) > 0.5).astype("float32")
-    model.compile(keras.optimizers.SGD(0.01), loss="binary_crossentropy", run_eagerly=True)
-    before = [w.copy() for w in model.get_weights()]
-    assert np.isfinite(float(model.train_on_batch(x, y)))
-    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
-    assert np.mean(changed) > 0.8, np.mean(changed)
-    path = tmp_path / f"{model.name}.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert restored.name == model.name and restored.count_params() == model.count_params()
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
-                                  keras.ops.convert_to_numpy(restored(x, training=False)))
 
 
 @pytest.mark.parametrize("name,backbone", SMALL)
@@ -69,7 +53,7 @@ def test_unet_plus_plus_nodes_train_and_round_trip(tmp_path):
     concat = model.get_layer("decoder_x0_3_concat")
     assert len(concat.input) == 4                                  # Up(X(1,2)), X(0,0..2)
     assert model.get_layer("decoder_final_upsampling").output.shape == (None, 64, 64, 32)
-    _train_step_and_round_trip(model, tmp_path)
+    train_step_and_round_trip(model, tmp_path)
 
 
 def test_unet_plus_plus_without_a_stride_2_feature():
@@ -118,7 +102,7 @@ def test_deeplabv3plus_trains_round_trips_and_keeps_encoder_weights(tmp_path):
     assert model.get_layer("aspp_rate24_sepconv").dilation_rate == (24, 24)
     assert model.get_layer("decoder_low_level_conv").output.shape == (None, 16, 16, 48)
     assert model.get_layer("decoder_upsampling").output.shape == (None, 16, 16, 256)
-    _train_step_and_round_trip(model, tmp_path)
+    train_step_and_round_trip(model, tmp_path)
 
 
 def test_deeplabv3plus_options():

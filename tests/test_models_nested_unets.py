@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import _jax_backend
-from _model_checks import assert_probability_maps
+from _model_checks import assert_probability_maps, images, predict_outputs
 from kerasmed.models import build, default_config, get_spec
 from kerasmed.models.unet_3plus import ClassificationGate
 
@@ -88,17 +88,6 @@ def jax_run():
     _jax_backend.stop(proc)
 
 
-def _images(n=2, shape=(32, 32, 3), seed=0):
-    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
-
-
-def _predict(model, x):
-    # An eager call: for one small batch, much faster on CPU than tracing ``predict``.
-    out = model(x, training=False)
-    out = out if isinstance(out, (list, tuple)) else [out]
-    return [keras.ops.convert_to_numpy(o) for o in out]
-
-
 def _dead_bias(path, model):
     # The authors keep conv biases before BatchNormalization (UNet 3+, U^2-Net); in training
     # mode BN subtracts the batch mean, so those biases rightly get no gradient.
@@ -162,7 +151,7 @@ def test_u2net_paper_size_equals_the_authors_pytorch_models(variant, expected):
 def test_tiny_outputs(name, classes):
     model = build(name, classes=classes, **TINY[name])
     assert model.name == name and model.output_names == OUTPUTS[name]
-    for out in _predict(model, _images()):
+    for out in predict_outputs(model, images()):
         assert_probability_maps(out, (2, 32, 32), classes)
 
 
@@ -200,13 +189,13 @@ def test_classification_gate_zeroes_images_classified_empty():
     out = keras.ops.convert_to_numpy(ClassificationGate()([seg, cls]))
     assert (out[0] == 0).all() and np.allclose(out[1], 0.7)
     model = build("unet_3plus", cgm=True, **TINY["unet_3plus"])
-    outs = _predict(model, _images())
+    outs = predict_outputs(model, images())
     assert outs[0].shape == (2, 2) and ((outs[0] > 0) & (outs[0] < 1)).all()
     present = outs[0].argmax(-1) == 1
     for out in outs[1:]:
         assert (out[~present] == 0).all()
     ungated = keras.Model(model.input, model.get_layer("final_ungated").output)
-    np.testing.assert_allclose(outs[-1][present], _predict(ungated, _images())[0][present],
+    np.testing.assert_allclose(outs[-1][present], predict_outputs(ungated, images())[0][present],
                                rtol=1e-6)
 
 
@@ -228,19 +217,19 @@ def test_one_train_step_on_every_output_and_round_trip(name, params, tmp_path):
     targets = {n: np.array([[0.0, 1.0], [1.0, 0.0]], "float32") if n == "classification"
                else y for n in model.output_names}
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
-    logs = model.train_on_batch(_images(), targets, return_dict=True)
+    logs = model.train_on_batch(images(), targets, return_dict=True)
     assert np.isfinite(logs["loss"])
     unchanged = [w.path for w, b in zip(model.trainable_weights, before)
                  if np.array_equal(keras.ops.convert_to_numpy(w), b)
                  and not _dead_bias(w.path, model)]
     assert not unchanged, unchanged
-    x = _images(seed=3)
-    expected = _predict(model, x)
+    x = images(seed=3)
+    expected = predict_outputs(model, x)
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.name == name and loaded.count_params() == model.count_params()
-    for a, b in zip(_predict(loaded, x), expected):
+    for a, b in zip(predict_outputs(loaded, x), expected):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -250,7 +239,7 @@ def test_mixed_precision_heads_are_float32():
         for name, params in (("unet_3plus", dict(cgm=True)), ("u2net", {})):
             model = build(name, **TINY[name], **params)
             assert all(o.dtype == "float32" for o in model.outputs), name
-            assert all(np.isfinite(o).all() for o in _predict(model, _images(1)))
+            assert all(np.isfinite(o).all() for o in predict_outputs(model, images(1)))
     finally:
         keras.mixed_precision.set_global_policy("float32")
 

@@ -5,6 +5,7 @@ trips, and (in one subprocess) the same on JAX."""
 import itertools
 
 import _jax_backend
+from _model_checks import train_step_and_round_trip
 import keras
 import numpy as np
 import pytest
@@ -187,23 +188,6 @@ def test_space_depth_layers_are_inverse_and_in_swins_order():
 
 # ------------------------------------------------------------------ models
 
-def _train_step_and_round_trip(model, tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.random((2, *model.inputs[0].shape[1:]), dtype=np.float32)
-    y = (rng.random((2, *model.outputs[0].shape[1:])) > 0.5).astype("float32")
-    model.compile(keras.optimizers.Adam(1e-3), loss="binary_crossentropy", run_eagerly=True)
-    before = [w.copy() for w in model.get_weights()]
-    loss = float(model.train_on_batch(x, y))
-    assert np.isfinite(loss)
-    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
-    assert np.mean(changed) > 0.8, np.mean(changed)
-    path = tmp_path / f"{model.name}.keras"
-    model.save(path)
-    restored = keras.saving.load_model(path)
-    assert restored.name == model.name and restored.count_params() == model.count_params()
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(x, training=False)),
-                                  keras.ops.convert_to_numpy(restored(x, training=False)))
-
 
 def test_swin_unet_tiny_builds_trains_and_round_trips(tmp_path):
     """32x32 with 4x4 patches: 8x8 tokens (W-MSA, then SW-MSA in 4x4 windows), a 4x4
@@ -217,7 +201,7 @@ def test_swin_unet_tiny_builds_trains_and_round_trips(tmp_path):
     shifted = model.get_layer("decoder1_block2_attention")
     assert shifted.shift_size == 2 and shifted._mask is not None
     assert model.get_layer("encoder1_block1_attention")._mask is None
-    _train_step_and_round_trip(model, tmp_path)
+    train_step_and_round_trip(model, tmp_path, keras.optimizers.Adam(1e-3))
 
 
 def test_swin_unet_skips_and_classes():
@@ -238,7 +222,7 @@ def test_transunet_tiny_variants_build_and_train(tmp_path):
     assert cnn.output_shape == (None, 32, 32, 1)
     assert cnn.get_layer("transformer_position_embedding").embedding.shape == (1, 4, 16)
     assert cnn.get_layer("decoder_stage3_concat").input[1].shape == (None, 16, 16, 4)
-    _train_step_and_round_trip(cnn, tmp_path)
+    train_step_and_round_trip(cnn, tmp_path, keras.optimizers.Adam(1e-3))
     vit_only = build("transunet", **dict(TINY_TRANSUNET, encoder=None))
     assert vit_only.get_layer("transformer_patch_embed").kernel.shape == (16, 16, 3, 16)
     assert not any(layer.name.endswith("_concat") for layer in vit_only.layers)

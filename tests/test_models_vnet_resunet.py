@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from _model_checks import assert_probability_maps
+from _model_checks import assert_probability_maps, images, predict_outputs
 from kerasmed.models import build, default_config
 from kerasmed.models.resunet_a import GridMaxPooling
 from kerasmed.models.vnet import RepeatChannels
@@ -15,16 +15,6 @@ TINY = {
     "vnet_2d": dict(input_shape=(32, 32, 3), filters=4, depth=2),
     "resunet_a": dict(input_shape=(32, 32, 3), filters=4, depth=2),
 }
-
-
-def _images(n=2, shape=(32, 32, 3), seed=0):
-    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
-
-
-def _predict(model, x):
-    out = model(x, training=False)
-    out = out if isinstance(out, (list, tuple)) else [out]
-    return [keras.ops.convert_to_numpy(o) for o in out]
 
 
 def test_vnet_paper_configuration_parameter_count():
@@ -70,13 +60,13 @@ def test_resunet_a_d6_parameter_count_and_structure():
 def test_tiny_outputs(name, classes):
     model = build(name, classes=classes, **TINY[name])
     assert model.name == name
-    (out,) = _predict(model, _images())
+    (out,) = predict_outputs(model, images())
     assert_probability_maps(out, (2, 32, 32), classes)
 
 
 def test_resunet_a_multitask_heads_and_sizes():
     model = build("resunet_a", multitask=True, **TINY["resunet_a"])
-    distance, boundary, color, final = _predict(model, _images())
+    distance, boundary, color, final = predict_outputs(model, images())
     assert color.shape == (2, 32, 32, 3) and final.shape == (2, 32, 32, 1)
     assert all(((o >= 0) & (o <= 1)).all() for o in (distance, boundary, color, final))
     with pytest.raises(ValueError, match="static"):
@@ -113,15 +103,15 @@ def test_one_train_step_and_round_trip(name, tmp_path):
                   run_eagerly=True)
     y = (np.random.default_rng(1).random((2, 32, 32, 1)) > 0.5).astype("float32")
     before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
-    loss = float(np.asarray(model.train_on_batch(_images(), y)).ravel()[0])
+    loss = float(np.asarray(model.train_on_batch(images(), y)).ravel()[0])
     assert np.isfinite(loss)
     unchanged = [w.path for w, b in zip(model.trainable_weights, before)
                  if np.array_equal(keras.ops.convert_to_numpy(w), b)]
     assert not unchanged, unchanged
-    x = _images(seed=3)
-    expected = _predict(model, x)
+    x = images(seed=3)
+    expected = predict_outputs(model, x)
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert loaded.name == name
-    np.testing.assert_allclose(_predict(loaded, x)[0], expected[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predict_outputs(loaded, x)[0], expected[0], rtol=1e-5, atol=1e-6)

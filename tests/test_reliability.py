@@ -234,7 +234,7 @@ def test_inference_commands_stopped_by_sigterm_leave_nothing(finished_run, tmp_p
     middle of the work: exit 143, one line, and no output, not even a partial one."""
     import kerasmed.evaluation as evaluation
     import kerasmed.evaluation.explain as explain
-    import kerasmed.export as export
+    import kerasmed.exporting as export
     from kerasmed.cli import explain_main
 
     run_dir = finished_run[0]

@@ -5,7 +5,7 @@ the table are in ``benchmarks/RESULTS.md``; nothing here is timed."""
 import keras
 import pytest
 
-from kerasmed.experiment.pipeline import compile_model
+from kerasmed.training.compile import compile_model
 from kerasmed.experiment.schema import section_defaults
 from kerasmed.training.xla import JIT_RULE, device_kind, resolve_jit_compile
 

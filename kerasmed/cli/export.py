@@ -29,7 +29,7 @@ def export_main(argv=None) -> int:
     args = parser.parse_args(argv)
     quiet(args.verbose)
     from kerasmed.api import export
-    from kerasmed.export import ExportError
+    from kerasmed.exporting import ExportError
 
     try:
         record = export(args.target, args.format, args.output, checkpoint=args.checkpoint,

@@ -29,10 +29,6 @@ def _keys(samples):
             for i, s in enumerate(samples)]
 
 
-def _show(key):
-    return key.split(":", 1)[1] if key.startswith("__sample") else key
-
-
 def check_no_leak(splits: dict) -> None:
     """Raise ``GroupLeakError`` if any group appears in more than one part of ``splits``
     (``{"train": [...], "val": [...], ...}``), or any image in more than one part."""

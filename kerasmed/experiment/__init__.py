@@ -2,7 +2,8 @@
 
 - ``schema``: the experiment file's keys, defaults and validation (``load_config``);
 - ``pipeline``: ``Experiment``, which gives the samples, the split, the datasets, the built and
-  checked model, its compile arguments and the inference settings;
+  checked model, its compile contract (``kerasmed.training.compile``, re-exported here as
+  ``compile_model``) and the inference settings;
 - ``runs``: ``train``, ``train_kfold`` and ``resume``, which assemble a run and hand it to the
   training engine;
 - ``inference``: a trained run (or a model file) ready for ``kerasmed-eval`` and
@@ -12,10 +13,11 @@ Layers below (models, losses, metrics, data, evaluation, training) import nothin
 """
 
 from kerasmed.experiment.inference import InferenceRun, evaluation_samples, load_for_inference
-from kerasmed.experiment.pipeline import Experiment, Split, compile_model, list_samples
+from kerasmed.experiment.pipeline import Experiment, Split, list_samples
 from kerasmed.experiment.runs import resume, train, train_kfold
 from kerasmed.experiment.schema import (SCHEMA, ConfigError, load_config, parse_override,
                                         validate_config)
+from kerasmed.training.compile import compile_model
 
 __all__ = ["Experiment", "Split", "compile_model", "list_samples", "train", "train_kfold",
            "resume", "InferenceRun", "load_for_inference", "evaluation_samples", "SCHEMA",

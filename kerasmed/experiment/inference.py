@@ -17,6 +17,7 @@ from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.inference import InferenceSettings, model_input_shape
 from kerasmed.experiment.pipeline import Experiment, postprocess_for
 from kerasmed.experiment.schema import ConfigError, section_defaults
+from kerasmed.models.registry import task_of
 from kerasmed.training.guard import non_finite_weights
 
 __all__ = ["InferenceRun", "load_for_inference", "evaluation_samples", "fold_dirs",
@@ -42,7 +43,9 @@ class InferenceRun:
 
     @property
     def is_classifier(self) -> bool:
-        return len(self.model.outputs[-1].shape) == 2  # (batch, classes)
+        """The run's registered network is a classifier (a bare model file: by its output)."""
+        task = self.experiment.task if self.experiment is not None else task_of(self.model)
+        return task == "classification"
 
     def postprocess(self, samples, instances=None, **overrides):
         """Object scoring for these samples (see ``Experiment.postprocess``); a bare model

@@ -3,22 +3,18 @@
 ``Experiment`` owns the path from an experiment file to data, model and run, so that training,
 k-fold runs, evaluation and prediction (and every later tool) see the same thing: the samples
 (generated datasets made on first use), the split (new, or as a run recorded it), the
-training / validation / inference datasets, the built and checked model, its compile arguments,
-and the ``InferenceSettings`` that show a trained network images exactly as training did.
+training / validation / inference datasets, the built and checked model, its compile contract
+(``kerasmed.training.compile``) and the ``InferenceSettings`` that show a trained network images
+exactly as training did.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
-
-from kerasmed import losses as km_losses
-from kerasmed import metrics as km_metrics
 from kerasmed.data.dataset import ClassificationDataset, SegmentationDataset
 from kerasmed.data.readers import DatasetLayoutError, read_dataset
 from kerasmed.data.splits import make_split, split_from_record
@@ -28,13 +24,10 @@ from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.objects import Postprocess, postprocess_defaults
 from kerasmed.experiment.schema import (SCHEMA, ConfigError, load_config, read_experiment,
                                         validate_config)
-from kerasmed.models.registry import build, get_spec
-from kerasmed.training.aux_weight import auxiliary_losses, has_auxiliary_outputs
-from kerasmed.training.tracing import build_optimizer
-from kerasmed.training.trainer import history_keys
-from kerasmed.training.xla import resolve_jit_compile
+from kerasmed.models.registry import build, task_of
+from kerasmed.training.compile import Compilation
 
-__all__ = ["Experiment", "Split", "list_samples", "compile_model"]
+__all__ = ["Experiment", "Split", "list_samples"]
 
 
 def list_samples(data: dict):
@@ -44,56 +37,6 @@ def list_samples(data: dict):
         SYNTHETIC_DATASETS[data["dataset"]](root, **data["synthetic"])
         return read_dataset("folder", root, groups=data["groups"])
     return read_dataset(data["dataset"], root, groups=data["groups"], **data["options"])
-
-
-def _make_optimizer(training: dict, steps_per_epoch: int):
-    spec = dict(training["optimizer"])
-    name = spec.pop("name")
-    schedule = training["lr_schedule"]
-    if schedule is not None:
-        params = {k: v for k, v in schedule.items() if k != "name"}
-        schedule_class = getattr(keras.optimizers.schedules, schedule["name"])
-        accepted = inspect.signature(schedule_class).parameters
-        if "initial_learning_rate" in accepted:  # PiecewiseConstantDecay takes its values
-            params.setdefault("initial_learning_rate", spec.get("learning_rate", 1e-3))
-        if "decay_steps" in accepted:
-            # Default: decay over the whole run.
-            params.setdefault("decay_steps", steps_per_epoch * training["epochs"])
-        spec["learning_rate"] = schedule_class(**params)
-    return keras.optimizers.get({"class_name": name, "config": spec})
-
-
-def _metric(spec):
-    # Keras' own names stay strings: compile resolves "accuracy" to the form that fits the
-    # loss (sparse categorical for integer labels), which a metric object could not.
-    if isinstance(spec, str) and spec not in km_metrics.available():
-        return spec
-    return km_metrics.get(spec)
-
-
-def compile_model(model, training: dict, steps_per_epoch: int):
-    """Compile ``model`` from a ``training`` section: the loss on every output, the metrics on
-    the last one. Returns the model.
-
-    Deep-supervision models (DRRMSAN) return their side outputs first and the evaluated output
-    last, so metrics describe the output a user predicts with; auxiliary heads (Micro-Net's
-    ``aux*``) get the scheduled auxiliary weight.
-    """
-    loss = km_losses.get(training["loss"])
-    metrics = [_metric(m) for m in training["metrics"]]
-    names = model.output_names
-    if has_auxiliary_outputs(model):
-        weight = training["auxiliary_weight"]
-        loss = auxiliary_losses(model, loss, 1.0 if weight == "inverse_epoch" else weight)
-        metrics = {names[-1]: metrics}
-    elif len(names) > 1:
-        loss = {n: loss for n in names}
-        metrics = {names[-1]: metrics}
-    model.compile(optimizer=_make_optimizer(training, steps_per_epoch), loss=loss,
-                  metrics=metrics, jit_compile=resolve_jit_compile(training["jit_compile"]))
-    # Built now, not inside the first traced step, which would then be traced twice.
-    build_optimizer(model)
-    return model
 
 
 @dataclass
@@ -144,7 +87,7 @@ class Experiment:
     @property
     def task(self) -> str:
         """``"segmentation"`` or ``"classification"``: the network's task."""
-        return get_spec(self.config["model"]["name"]).task
+        return task_of(self.config["model"]["name"])
 
     @property
     def data(self) -> dict:
@@ -209,8 +152,9 @@ class Experiment:
 
     def build_model(self, classes=None):
         """The network at the experiment's input size, checked against the experiment: its
-        monitor is a column the run reports, and (segmentation) the loader's targets have as
-        many channels as the network predicts. Returns an uncompiled ``keras.Model``."""
+        monitor is a column the run reports, its loss weights name its outputs, and
+        (segmentation) the loader's targets have as many channels as the network predicts.
+        Returns an uncompiled ``keras.Model``."""
         params = dict(self.config["model"]["params"])
         if classes is not None:
             params.setdefault("classes", len(classes))  # a classifier has one output per class
@@ -219,17 +163,23 @@ class Experiment:
             model = build(self.config["model"]["name"], input_shape=input_shape, **params)
         except (TypeError, ValueError) as err:
             raise self._error("model", err) from err
-        self._check_monitor(model, classes)
+        self._check_compilation(model, classes)
         if classes is None:
             self._check_target_channels(model)
         return model
 
-    def _check_monitor(self, model, classes=None):
-        training = self.training
-        metric_names = [km_metrics.get(m).name for m in training["metrics"]]
-        valid = history_keys(model, metric_names, classes)
-        if training["monitor"] not in valid:
-            raise ConfigError([f"{self.where}: training.monitor: {training['monitor']!r} is not "
+    def _check_compilation(self, model, classes=None):
+        """The compile contract fits the model: the monitor is a column the run reports, the
+        loss weights name its outputs."""
+        compilation = self.compilation(model)
+        try:
+            compilation.loss_weights()
+        except ValueError as err:
+            raise ConfigError([f"{self.where}: training.loss_weights: {err}"]) from err
+        monitor = self.training["monitor"]
+        valid = compilation.history_columns(classes)
+        if monitor not in valid:
+            raise ConfigError([f"{self.where}: training.monitor: {monitor!r} is not "
                                f"a column this run reports; choose one of {', '.join(valid)}"])
 
     def _check_target_channels(self, model):
@@ -254,9 +204,16 @@ class Experiment:
                                f"targets but model {self.config['model']['name']!r} predicts "
                                f"{out} channel(s); set model.params.classes={expected}{hint}"])
 
+    def compilation(self, model, steps_per_epoch: int = 1) -> Compilation:
+        """The compile contract of ``model`` under this experiment
+        (``kerasmed.training.compile``): optimizer, schedule, losses, metrics, the callbacks
+        they imply and the history columns they produce."""
+        return Compilation.for_experiment(self.config, model, steps_per_epoch)
+
     def compile(self, model, steps_per_epoch: int):
-        """Compile ``model`` with the experiment's optimizer, schedule, loss and metrics."""
-        return compile_model(model, self.training, steps_per_epoch)
+        """Compile ``model`` with the experiment's optimizer, schedule, loss and metrics (its
+        compile contract, which the trainer then reuses). Returns the model."""
+        return self.compilation(model, steps_per_epoch).compile(model)
 
     # -------------------------------------------------------------------------- the datasets
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from kerasmed.keras_private import inbound_parents
 from kerasmed.models.backbone_models import _finish, _shared_args, check_backbone_input
 from kerasmed.models.backbones import (ENCODER_NAME, BackbonePreprocessing, Encoder,
                                        _resolve_weights, _tap_tensor, encoder_features,
@@ -50,8 +51,7 @@ def _parents(layer, model):
     """The layers of ``model`` whose outputs ``layer`` takes (its call in ``model``'s graph;
     a nested model also has a node of its own inner graph, which is skipped)."""
     members = {id(op) for op in _operations(model)}
-    for node in layer._inbound_nodes:  # noqa: SLF001 - Keras 3 graph
-        parents = [parent.operation for parent in node.parent_nodes]
+    for parents in inbound_parents(layer):
         if parents and all(id(op) in members for op in parents):
             return parents
     return []

@@ -17,7 +17,10 @@ from typing import Any, Callable
 
 from kerasmed.names import unknown_name_message
 
-__all__ = ["ModelSpec", "register_model", "build", "get_spec", "list_models", "default_config"]
+__all__ = ["ModelSpec", "register_model", "build", "get_spec", "list_models", "default_config",
+           "task_of", "TASKS"]
+
+TASKS = ("segmentation", "classification")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ def register_model(name: str, *, task: str = "segmentation", description: str = 
     that the builder does not take or that repeats its default.
     """
 
+    if task not in TASKS:
+        raise ValueError(f"model {name!r}: task must be one of {TASKS}, got {task!r}")
+
     def decorator(builder):
         if name in _REGISTRY:
             raise ValueError(f"model name {name!r} is already registered")
@@ -104,6 +110,18 @@ def list_models(task: str | None = None) -> list[str]:
     """Sorted names of the registered networks, optionally only those of one ``task``."""
     _ensure_loaded()
     return sorted(n for n, s in _REGISTRY.items() if task is None or s.task == task)
+
+
+def task_of(network) -> str:
+    """The task of a network: ``"segmentation"`` or ``"classification"``.
+
+    ``network`` is a registered name (the registry's entry decides), or a built model that
+    carries no registry name (a bare ``.keras`` file): a classifier's last output is
+    ``(batch, classes)``, a segmentation network's a map.
+    """
+    if isinstance(network, str):
+        return get_spec(network).task
+    return "classification" if len(network.outputs[-1].shape) == 2 else "segmentation"
 
 
 def default_config(name: str) -> dict:

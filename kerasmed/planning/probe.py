@@ -60,7 +60,7 @@ def measure_step(model_name: str, params: dict, input_shape, batch_size: int, tr
     """
     import keras
 
-    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.training.compile import compile_model
     from kerasmed.models import build
 
     rng = np.random.default_rng(seed)

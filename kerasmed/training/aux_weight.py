@@ -19,20 +19,21 @@ functions: one re-trace per change, i.e. once per epoch.
 
 from __future__ import annotations
 
-import importlib
-
 import keras
 from keras import ops
+
+from kerasmed import losses as km_losses
 
 __all__ = ["ScaledLoss", "auxiliary_losses", "auxiliary_weight_variables", "set_auxiliary_weight",
            "inverse_epoch", "AuxiliaryLossWeight", "has_auxiliary_outputs"]
 
 
-def has_auxiliary_outputs(model) -> bool:
+def has_auxiliary_outputs(model_or_names) -> bool:
     """Micro-Net-style auxiliary heads (``aux*``) before the main output, weighted by a
-    schedule; deep supervision without that naming (DRRMSAN) weighs every output 1."""
-    return len(model.output_names) > 1 and all(n.startswith("aux")
-                                               for n in model.output_names[:-1])
+    schedule; deep supervision without that naming (DRRMSAN) weighs every output 1.
+    ``model_or_names``: a model or its output names."""
+    names = list(getattr(model_or_names, "output_names", model_or_names))
+    return len(names) > 1 and all(n.startswith("aux") for n in names[:-1])
 
 
 def _get_loss(spec):
@@ -45,13 +46,7 @@ def _get_loss(spec):
         return spec
     if isinstance(spec, dict) and "class_name" in spec:
         return keras.losses.deserialize(spec)
-    try:
-        km_losses = importlib.import_module("kerasmed.losses")
-    except ImportError:  # pragma: no cover - kerasmed.losses ships with kerasmed
-        km_losses = None
-    if km_losses is not None and hasattr(km_losses, "get"):
-        return km_losses.get(spec)
-    return keras.losses.get(spec)
+    return km_losses.get(spec)
 
 
 def _loss_name(loss) -> str:

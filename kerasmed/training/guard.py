@@ -14,18 +14,13 @@ import math
 import keras
 import numpy as np
 
-__all__ = ["DivergenceGuard", "all_finite", "non_finite_weights"]
+__all__ = ["DivergenceGuard", "non_finite_weights"]
 
 
 def non_finite_weights(model) -> list[str]:
     """Paths of the model's variables that hold NaN or infinity."""
     return [v.path for v in model.weights
             if not np.isfinite(keras.ops.convert_to_numpy(v)).all()]
-
-
-def all_finite(model) -> bool:
-    """Whether every variable of ``model`` is finite."""
-    return not non_finite_weights(model)
 
 
 class DivergenceGuard(keras.callbacks.Callback):

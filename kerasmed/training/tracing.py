@@ -14,7 +14,7 @@ calls change nothing there. ``UnfreezeEncoder`` builds it again after its recomp
 
 from __future__ import annotations
 
-import contextlib
+from kerasmed.keras_private import symbolic_build
 
 __all__ = ["build_optimizer", "build_training_state"]
 
@@ -33,17 +33,11 @@ def build_training_state(model, batch):
     ``(x, y, sample_weight)``: the optimizer's slots, the loss trackers, the metrics.
 
     This is the symbolic build Keras itself runs first under a distribution strategy
-    (``Trainer._symbolic_build``: shapes only, no step is run; 0.28 s for the U-Net above,
-    1.0 s for the ResNet50 Unet). A Keras without that method is left to build the state in
-    the traced step, as before. Returns the model.
+    (``kerasmed.keras_private.symbolic_build``: shapes only, no step is run; 0.28 s for the
+    U-Net above, 1.0 s for the ResNet50 Unet), in the model's strategy scope so that under
+    tf.distribute the variables are the strategy's. A Keras without it is left to build the
+    state in the traced step, as before. Returns the model.
     """
     build_optimizer(model)
-    symbolic_build = getattr(model, "_symbolic_build", None)   # noqa: SLF001 - see above
-    if symbolic_build is None:
-        return model
-    # TensorFlow: in the model's strategy scope, as Keras does, so that under tf.distribute
-    # the variables are the strategy's (and the default strategy's otherwise).
-    strategy = getattr(model, "distribute_strategy", None)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        symbolic_build(data_batch=tuple(batch))
+    symbolic_build(model, batch)
     return model

@@ -26,19 +26,16 @@ from pathlib import Path
 import keras
 
 import kerasmed
-from kerasmed.data.dataset import ClassificationDataset
 from kerasmed.runfiles import write_json_atomic
 from kerasmed.signals import signal_name
-from kerasmed.training.aux_weight import AuxiliaryLossWeight, has_auxiliary_outputs
-from kerasmed.training.callbacks import (ClassificationMetrics, DatasetEpoch, HistoryLogger,
-                                         RunCheckpoint)
+from kerasmed.training.callbacks import DatasetEpoch, HistoryLogger, RunCheckpoint
+from kerasmed.training.compile import Compilation
 from kerasmed.training.guard import DivergenceGuard
 from kerasmed.training.tracing import build_training_state
 from kerasmed.training.loop import train_on_batch_loop
 from kerasmed.training.unfreeze import UnfreezeEncoder
 
-__all__ = ["LOOPS", "STATUSES", "run_training", "history_keys", "read_summary", "versions",
-           "RunDiverged"]
+__all__ = ["LOOPS", "STATUSES", "run_training", "read_summary", "versions", "RunDiverged"]
 
 LOOPS = ("fit", "train_on_batch")
 # Why a run ended, as summary.json records it ("running" while it trains).
@@ -47,25 +44,6 @@ STATUSES = ("completed", "stopped", "diverged", "interrupted", "failed")
 
 class RunDiverged(RuntimeError):
     """Training stopped at a non-finite loss or non-finite weights (``summary.json`` says where)."""
-CLASSIFICATION_COLUMNS = ("val_macro_f1", "val_mean_auc", "val_balanced_accuracy")
-
-
-def history_keys(model, metric_names, classes=None) -> list[str]:
-    """The columns a run reports for ``model`` (compiled by the experiment layer: the loss on
-    every output, the metrics on the last), ``val_`` included.
-
-    A classifier (``classes`` given) also reports ``ClassificationMetrics``' columns.
-    """
-    names = model.output_names
-    if len(names) > 1:
-        keys = ["loss"] + [f"{n}_loss" for n in names] + [f"{names[-1]}_{m}" for m in metric_names]
-    else:
-        keys = ["loss"] + list(metric_names)
-    keys += [f"val_{k}" for k in keys]
-    if classes is not None:
-        keys += list(CLASSIFICATION_COLUMNS)
-        keys += [f"val_{m}_{c}" for c in classes for m in ("sensitivity", "specificity", "auc")]
-    return keys
 
 
 def versions() -> dict:
@@ -74,11 +52,10 @@ def versions() -> dict:
             "backend": keras.backend.backend(), "python": platform.python_version()}
 
 
-def _extra_callbacks(run_dir, training, model):
+def _training_callbacks(run_dir, training):
+    """The callbacks of ``training.callbacks`` that are not the compile's."""
     spec = training["callbacks"]
     callbacks = []
-    if has_auxiliary_outputs(model) and training["auxiliary_weight"] == "inverse_epoch":
-        callbacks.append(AuxiliaryLossWeight())
     if spec["early_stopping"] is not None:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=training["monitor"], mode=training["monitor_mode"],
@@ -87,8 +64,6 @@ def _extra_callbacks(run_dir, training, model):
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=training["monitor"], mode=training["monitor_mode"],
             **spec["reduce_lr_on_plateau"]))
-    if spec["unfreeze_encoder"] is not None:
-        callbacks.append(UnfreezeEncoder(**spec["unfreeze_encoder"]))
     if spec["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
     return callbacks
@@ -156,12 +131,15 @@ def run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=0, rows
     checkpoint = RunCheckpoint(run_dir, training["monitor"], training["monitor_mode"],
                                state.get("best_value"), state.get("best_epoch"),
                                epochs_completed=initial_epoch, guard=guard)
-    callbacks = [DatasetEpoch(train_ds), guard, logger, checkpoint]
-    callbacks += _extra_callbacks(run_dir, training, model) + list(extra_callbacks)
+    # The contract that compiled the model (a resumed checkpoint's: the experiment's).
+    compilation = Compilation.of(model) or Compilation.for_experiment(config, model)
+    # The reporting callbacks before the logger, so that their figures reach history.csv.
+    callbacks = [DatasetEpoch(train_ds), guard,
+                 *compilation.reporting_callbacks(val_ds, run_dir), logger, checkpoint]
+    callbacks += (compilation.callbacks() + _training_callbacks(run_dir, training)
+                  + list(extra_callbacks))
     class_weight = None
-    if isinstance(train_ds, ClassificationDataset):
-        # Before the logger, so that its figures reach history.csv.
-        callbacks.insert(2, ClassificationMetrics(val_ds, train_ds.classes, run_dir))
+    if compilation.task == "classification":
         class_weight = _class_weight(config["data"]["class_weights"], train_ds)
     summary_path = run_dir / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {

@@ -34,9 +34,10 @@ from __future__ import annotations
 
 import keras
 
+from kerasmed.keras_private import rebuild_optimizer
 from kerasmed.training.tracing import build_training_state
 
-__all__ = ["UnfreezeEncoder", "unfreeze_encoder", "freeze_encoder", "find_encoder",
+__all__ = ["UnfreezeEncoder", "unfreeze_encoder", "recompile_from_model", "find_encoder",
            "encoder_is_frozen"]
 
 ENCODER_NAME = "encoder"
@@ -59,11 +60,6 @@ def encoder_is_frozen(model, encoder=ENCODER_NAME) -> bool:
     return not find_encoder(model, encoder).trainable
 
 
-def freeze_encoder(model, encoder=ENCODER_NAME):
-    """Make the encoder (BatchNorm included) non-trainable. Call it before ``compile``."""
-    find_encoder(model, encoder).trainable = False
-
-
 def _batchnorm_layers(layer):
     stack = [layer]
     while stack:
@@ -73,50 +69,16 @@ def _batchnorm_layers(layer):
         stack.extend(getattr(current, "layers", []) or [])
 
 
-def _slot_prefixes(variables):
-    return tuple(f"{v.path.replace('/', '_')}_" for v in variables)
+def recompile_from_model(model):
+    """Compile ``model`` again from its public state: its own optimizer object and loss objects
+    (``model.loss``, so that auxiliary-weight variables stay the ones a callback sets) and the
+    metrics and options of ``model.get_compile_config()``.
 
-
-def _rebuild_optimizer(optimizer, variables):
-    """Rebuild a built ``optimizer`` in place for ``variables``, keeping its state.
-
-    Keras 3 optimizers refuse variables they were not built with, so the optimizer is rebuilt
-    over the new list: its non-slot variables (iterations, learning rate, loss scale) are left
-    untouched, slots are recreated and the old slot values copied back by variable path.
+    ``kerasmed.training.compile.Compilation.recompile`` recompiles a model it compiled with
+    the very arguments it kept; this is the fallback for a model compiled by hand.
     """
-    wrapper = optimizer if isinstance(optimizer, keras.optimizers.LossScaleOptimizer) else None
-    inner = optimizer.inner_optimizer if wrapper is not None else optimizer
-    if not inner.built:
-        return  # fit() builds it with the right variables
-    old = list(inner._trainable_variables)
-    if {id(v) for v in variables} == {id(v) for v in old}:
-        return
-    prefixes = _slot_prefixes(old)
-    slots = [v for v in inner.variables if v.name.startswith(prefixes)]
-    saved = {v.path: keras.ops.convert_to_numpy(v) for v in slots}
-    for v in slots:
-        inner._untrack_variable(v)
-    inner._trainable_variables_indices.clear()
-    inner.built = False
-    inner.build(list(variables))
-    for v in inner.variables:
-        value = saved.get(v.path)
-        if value is not None and tuple(value.shape) == tuple(v.shape):
-            v.assign(value)
-    if wrapper is not None:
-        wrapper._trainable_variables_indices.clear()
-        for i, v in enumerate(variables):
-            wrapper._trainable_variables_indices[wrapper._var_key(v)] = i
-        # Bypass attribute tracking, as BaseOptimizer.build does: these are model variables.
-        object.__setattr__(wrapper, "_trainable_variables", list(variables))
-
-
-def _recompile(model):
-    """Compile ``model`` again with its own optimizer object, loss, metrics and options."""
-    config = getattr(model, "_compile_config", None)
-    kwargs = dict(config.config) if config is not None else {}
-    if not kwargs:
-        kwargs = keras.saving.deserialize_keras_object(model.get_compile_config())
+    kwargs = keras.saving.deserialize_keras_object(model.get_compile_config() or {})
+    kwargs["loss"] = model.loss
     kwargs["optimizer"] = model.optimizer
     model.compile(**kwargs)
 
@@ -125,10 +87,11 @@ def unfreeze_encoder(model, encoder=ENCODER_NAME, *, keep_batchnorm_frozen=True,
                      recompile=True):
     """Make the encoder trainable; returns the variables that became trainable.
 
-    If the model is compiled and ``recompile`` is True, its optimizer is rebuilt in place
+    If the model is compiled and ``recompile`` is not False, its optimizer is rebuilt in place
     (state kept, see the module docstring) and the model recompiled once with it, so that the
-    next ``fit`` / ``train_on_batch`` trains the encoder too. Nothing happens if the encoder is
-    already trainable.
+    next ``fit`` / ``train_on_batch`` trains the encoder too: by ``recompile(model)`` when it is
+    a function (``Compilation.recompile``, the experiment's compile contract), else by
+    ``recompile_from_model``. Nothing happens if the encoder is already trainable.
     """
     layer = find_encoder(model, encoder)
     if layer.trainable:
@@ -140,8 +103,8 @@ def unfreeze_encoder(model, encoder=ENCODER_NAME, *, keep_batchnorm_frozen=True,
             bn.trainable = False
     new = [v for v in model.trainable_variables if id(v) not in before]
     if recompile and getattr(model, "optimizer", None) is not None and model.compiled:
-        _rebuild_optimizer(model.optimizer, model.trainable_variables)
-        _recompile(model)
+        rebuild_optimizer(model.optimizer, model.trainable_variables)
+        (recompile if callable(recompile) else recompile_from_model)(model)
     return new
 
 
@@ -163,10 +126,14 @@ class UnfreezeEncoder(keras.callbacks.Callback):
             the new step is traced (``kerasmed.training.tracing``), so that TensorFlow traces
             it once, not twice (twice with a metric named by a string or a model with several
             outputs). ``kerasmed-train`` sets it to the run's first batch.
+        recompile: how the model is compiled again at the unfreeze: a function of the model
+            (``kerasmed-train`` passes its compile contract's ``Compilation.recompile``), or
+            None for ``recompile_from_model`` (the model's own optimizer, loss and compile
+            config).
     """
 
     def __init__(self, epoch, encoder=ENCODER_NAME, keep_batchnorm_frozen=True, verbose=1,
-                 batch=None):
+                 batch=None, recompile=None):
         super().__init__()
         if int(epoch) < 0:
             raise ValueError(f"epoch must be >= 0, got {epoch}")
@@ -175,6 +142,7 @@ class UnfreezeEncoder(keras.callbacks.Callback):
         self.keep_batchnorm_frozen = keep_batchnorm_frozen
         self.verbose = verbose
         self.batch = batch
+        self.recompile = recompile
         self.unfrozen_at = None
 
     def on_train_begin(self, logs=None):
@@ -188,7 +156,8 @@ class UnfreezeEncoder(keras.callbacks.Callback):
         if epoch < self.epoch or not encoder_is_frozen(self.model, self.encoder):
             return
         new = unfreeze_encoder(self.model, self.encoder,
-                               keep_batchnorm_frozen=self.keep_batchnorm_frozen)
+                               keep_batchnorm_frozen=self.keep_batchnorm_frozen,
+                               recompile=self.recompile or True)
         if self.batch is not None:
             build_training_state(self.model, self.batch)
         # fit() calls self.train_function directly; compile() reset it.
