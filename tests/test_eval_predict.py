@@ -8,6 +8,7 @@ import pytest
 
 from kerasmed.cli import eval_main, predict_main
 from kerasmed.evaluation import hd95, predict_image, score_masks, sliding_window
+from kerasmed.evaluation.segmentation import LABEL_HEIGHT
 
 
 def _square(top, left, size=10, shape=(40, 40)):
@@ -75,7 +76,9 @@ def test_eval_cli_writes_scores_summary_and_overlays(finished_run, capsys):
     overlays = sorted(p.name for p in (eval_dir / "overlays").iterdir())
     assert len(overlays) == 4 and sum(n.startswith("best") for n in overlays) == 2
     panel = cv2.imread(str(next((eval_dir / "overlays").iterdir())))
-    assert panel.shape == (48, 3 * 64, 3)  # image, truth, prediction at the image's own size
+    # image, truth, prediction at the image's own size, each named in a strip above it
+    assert panel.shape == (LABEL_HEIGHT + 48, 3 * 64, 3)
+    assert all(panel[:LABEL_HEIGHT, i * 64:(i + 1) * 64].max() > 200 for i in range(3))
     assert "dice" in capsys.readouterr().out
     # A second evaluation gets its own folder; TTA runs too.
     assert eval_main([str(run_dir), "--tta", "--overlays", "1"]) == 0

@@ -1,6 +1,7 @@
 """kerasmed-tune: Bayesian optimisation over an experiment's tune section, resumable."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -32,13 +33,15 @@ def test_a_study_resumes_after_an_interruption(write_config, tunable, tmp_path, 
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
     monkeypatch.setattr(runs, "train", interrupted)
-    out = tmp_path / "tuning"
-    assert tune_main([str(write_config(tunable)), "--output", str(out)]) == 130
+    config = write_config(tunable)
+    monkeypatch.chdir(tmp_path)  # relative folders: trials.csv still names runs absolutely
+    out = Path("tuning")
+    assert tune_main([str(config), "--output", str(out)]) == 130
     (folder,) = out.iterdir()
     assert (folder / "study.db").exists()
     first = pd.read_csv(folder / "trials.csv")
     assert first["state"].tolist() == ["complete", "fail"]
-    monkeypatch.undo()
+    monkeypatch.setattr(runs, "train", real_train)
     assert tune_main(["--resume", str(folder)]) == 0
     trials = pd.read_csv(folder / "trials.csv")
     assert (trials["state"] == "complete").sum() == 3 and len(trials) == 4
@@ -46,6 +49,9 @@ def test_a_study_resumes_after_an_interruption(write_config, tunable, tmp_path, 
             "seconds", "run_dir"} <= set(trials.columns)
     lr = trials["param:training.optimizer.learning_rate"]
     assert ((lr >= 1e-4) & (lr <= 1e-2)).all()
+    assert lr.nunique() == 4  # the resume samples with its own seed: new values
+    assert trials["run_dir"].dropna().map(lambda p: Path(p).is_absolute()).all()
+    assert trials["run_dir"].notna().sum() == 4  # the interrupted trial's run too
     runs_made = sorted((folder / "trials").iterdir())
     assert len(runs_made) == 3  # every complete trial is a normal run directory
     best = json.loads((folder / "best.json").read_text())
@@ -70,8 +76,21 @@ def test_a_study_resumes_after_an_interruption(write_config, tunable, tmp_path, 
     ({"params": {"model.params.filterz": {"choices": [4, 8]}}}, "filterz"),
     ({"weights": {"key": "model.params.alphas", "size": 4, "total": 1.0, "min": 0.3}},
      "constraint cannot hold"),
+    ({"params": {"training.optimizer.learning_rate": {"low": 0.001, "high": 0.01,
+                                                      "step": 0}}}, "step must be a number > 0"),
+    ({"params": {"training.optimizer.learning_rate": {"low": 0.001, "high": 0.01, "log": True,
+                                                      "step": 0.001}}},
+     "step cannot be combined with log"),
+    ({"params": {"model.params.filters": {"low": -4, "high": 4}}},
+     "tune.params.model.params.filters = -4: model:"),
+    ({"params": {"training.batch_size": {"low": 0, "high": 4}}},
+     "tune.params.training.batch_size = 0"),
+    ({"trials": 0, "params": {"model.params.filters": {"choices": [2]}}}, "tune.trials"),
+    ({"heartbeat_seconds": 0.5, "params": {"model.params.filters": {"choices": [2]}}},
+     "tune.heartbeat_seconds"),
 ], ids=["unknown-key", "empty-range", "missing-list-item", "unknown-model-parameter",
-        "impossible-weights"])
+        "impossible-weights", "step-zero", "step-with-log", "negative-filters",
+        "batch-size-zero", "no-trials", "fractional-heartbeat"])
 def test_bad_search_spaces_fail_before_the_first_trial(write_config, tunable, tmp_path, capsys,
                                                        tune, message):
     tunable["tune"] = tune

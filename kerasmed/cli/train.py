@@ -46,6 +46,27 @@ def _selection_line(parent) -> str:
             f"{chosen['dice_without']:.4f} -> {chosen['dice_with']:.4f})")
 
 
+def _start_distribution(args):
+    """Join a multi-worker cluster before TensorFlow runs anything (it configures collectives
+    only then): the distribution is read from the experiment file and its --set overrides, or
+    from the resumed run's config.json, ahead of the full check."""
+    from pathlib import Path
+
+    from kerasmed.experiment.schema import apply_overrides, read_experiment
+    from kerasmed.training.distribution import start_distribution
+
+    if args.resume:
+        path = Path(args.resume) / "config.json"
+        if not path.exists():
+            return  # resume() says what is missing
+        raw = read_experiment(path)
+    else:
+        raw = apply_overrides(read_experiment(args.config), args.overrides, args.config)
+    training = raw.get("training")
+    if isinstance(training, dict) and training.get("distribution") == "multi_worker":
+        start_distribution("multi_worker")
+
+
 def train_main(argv=None) -> int:
     """Run ``kerasmed-train``; returns the exit status: 0 completed (or stopped early), 1 failed,
     2 bad input or a file-system error, 3 diverged, 130 interrupted.
@@ -63,8 +84,13 @@ def train_main(argv=None) -> int:
         parser.error("--folds needs at least 2 folds")
     quiet(args.verbose)
     # Imported here so that --help answers without loading TensorFlow.
+    try:
+        _start_distribution(args)
+    except BAD_INPUT as err:
+        return bad_input("kerasmed-train", err)
     from kerasmed.experiment import Experiment, resume, train, train_kfold
     from kerasmed.signals import signal_name
+    from kerasmed.training.distribution import lost_workers, worker_role
     from kerasmed.training.trainer import RunDiverged, read_summary
 
     try:
@@ -89,9 +115,21 @@ def train_main(argv=None) -> int:
         print(f"kerasmed-train: interrupted ({signal_name(interrupt)}); the run directory keeps "
               f"the epochs completed (continue with --resume)", file=sys.stderr)
         return interrupted_code(interrupt)
+    except Exception as err:
+        lost = lost_workers(err)
+        if lost is None:
+            raise
+        print(f"kerasmed-train: error: the multi-worker run stopped: "
+              f"{', '.join(lost) or 'a worker'} stopped answering; start every worker again "
+              f"with kerasmed-train --resume RUN_DIR (the chief's run directory, which keeps "
+              f"the completed epochs)", file=sys.stderr)
+        return EXIT_CODES["failed"]
     summary = read_summary(run_dir)
-    best = summary.get("best")
-    if best:
+    chief, index, workers = worker_role()
+    if not chief:
+        print(f"kerasmed-train: worker {index} of {workers} done ({summary['status']}); the "
+              f"chief writes the run directory")
+    elif best := summary.get("best"):
         print(f"kerasmed-train: best {best['monitor']} = {best['value']:.4f} at epoch "
               f"{best['epoch']}; outputs in {run_dir}")
     return EXIT_CODES["done"] if summary["status"] in ("completed", "stopped") \

@@ -19,8 +19,9 @@ def tune_main(argv=None) -> int:
                     "best_experiment.json and plots. Rerun with --resume to continue.")
     parser.add_argument("config", nargs="?", help="experiment file with a tune section")
     parser.add_argument("--trials", type=int, help="trials in the study (default: "
-                                                   "tune.trials, else 20); a resumed study "
-                                                   "runs the missing ones")
+                                                   "tune.trials, else 20), however many "
+                                                   "workers share it; a resumed study runs "
+                                                   "the missing ones")
     parser.add_argument("--resume", metavar="TUNE_DIR", help="continue a study in its folder")
     parser.add_argument("--output", default="tuning",
                         help="parent of the new tuning folder (default: tuning)")

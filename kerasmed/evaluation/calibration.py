@@ -84,18 +84,15 @@ class Calibration:
     def plot(self, path, what: str = "pixels") -> Path:
         """Draw the reliability diagram (accuracy against confidence per bin, the diagonal, and
         the share of predictions per bin) to a PNG at ``path``; returns the path."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: a notebook's backend stays
 
         from kerasmed.runfiles import replace_atomic
 
         rows = self.table()
         centres = [(r["low"] + r["high"]) / 2 for r in rows]
         width = self.edges[1] - self.edges[0]
-        fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), dpi=100, sharex=True,
-                                          gridspec_kw={"height_ratios": [3, 1]})
+        fig = Figure(figsize=(5, 6), dpi=100)
+        top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
         top.bar(centres, [r["accuracy"] for r in rows], width=width * 0.95,
                 color="tab:blue", label="accuracy")
         top.plot([0, 1], [0, 1], color="black", lw=1, ls="--", label="perfectly calibrated")
@@ -109,7 +106,6 @@ class Calibration:
         fig.tight_layout()
         path = Path(path)
         replace_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
-        plt.close(fig)
         return path
 
 

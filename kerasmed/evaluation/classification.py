@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn import metrics as skm  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure  # no pyplot: a notebook's backend is left as it is
+from sklearn import metrics as skm
 
 from kerasmed.runfiles import replace_atomic, write_json_atomic  # noqa: E402
 
@@ -75,7 +72,8 @@ def plot_confusion_matrix(cm, classes, path) -> Path:
     cm = np.asarray(cm)
     share = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = 1.2 + 0.9 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1, size), dpi=100)
+    fig = Figure(figsize=(size + 1, size), dpi=100)
+    ax = fig.subplots()
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
@@ -89,7 +87,6 @@ def plot_confusion_matrix(cm, classes, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     replace_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
     return path
 
 

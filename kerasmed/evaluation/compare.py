@@ -174,10 +174,7 @@ def mean_confidence_interval(values, confidence: float = 0.95) -> tuple[float, f
 def plot_paired(tables: dict, a: str, b: str, metric: str, path) -> Path:
     """A paired plot of one score: each image a line from its score under ``a`` to ``b``, and
     the distribution of the differences. Writes a PNG to ``path`` and returns it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: a notebook's backend stays
 
     from kerasmed.runfiles import replace_atomic
 
@@ -186,7 +183,8 @@ def plot_paired(tables: dict, a: str, b: str, metric: str, path) -> Path:
     y = tables[b].loc[index, metric].to_numpy(float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 4), dpi=100)
+    fig = Figure(figsize=(9, 4), dpi=100)
+    left, right = fig.subplots(1, 2)
     for u, v in zip(x, y):
         left.plot([0, 1], [u, v], color="tab:blue" if v >= u else "tab:red", alpha=0.4, lw=1)
     left.set_xticks([0, 1], [a, b])
@@ -205,5 +203,4 @@ def plot_paired(tables: dict, a: str, b: str, metric: str, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     replace_atomic(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
     return path

@@ -59,19 +59,31 @@ def overlay(image: np.ndarray, truth: np.ndarray, pred: np.ndarray,
             uncertainty: np.ndarray | None = None) -> np.ndarray:
     """Side-by-side RGB panel: the image, the ground truth (green) and the prediction (red);
     instance masks get an outline per object; with ``uncertainty`` (a per-pixel entropy map)
-    a fourth panel shows it as a heatmap (bright: unsure, up to ln 2)."""
+    a fourth panel shows it as a heatmap (bright: unsure, up to ln 2). Each panel is named in
+    a ``LABEL_HEIGHT``-pixel strip above it ("image", "truth", "prediction", "uncertainty")."""
     rgb = image[..., :3] if image.shape[-1] >= 3 else np.repeat(image, 3, axis=-1)
     rgb = (normalize_image(rgb, "minmax") * 255).astype(np.uint8)
-    panels = [rgb]
-    for mask, colour in ((truth, (0, 255, 0)), (pred, (255, 0, 0))):
+    panels = [_labelled(rgb, "image")]
+    for mask, colour, name in ((truth, (0, 255, 0), "truth"), (pred, (255, 0, 0), "prediction")):
         panel = rgb.copy()
         tint = panel[mask > 0].astype(np.float32) * 0.5 + np.array(colour) * 0.5
         panel[mask > 0] = tint.astype(np.uint8)
         cv2.drawContours(panel, _outlines(mask), -1, colour, 1)
-        panels.append(panel)
+        panels.append(_labelled(panel, name))
     if uncertainty is not None:
-        panels.append(heatmap(uncertainty, top=np.log(2)))
+        panels.append(_labelled(heatmap(uncertainty, top=np.log(2)), "uncertainty"))
     return np.concatenate(panels, axis=1)
+
+
+LABEL_HEIGHT = 16
+
+
+def _labelled(panel: np.ndarray, text: str) -> np.ndarray:
+    """``panel`` under a black strip naming it in white."""
+    strip = np.zeros((LABEL_HEIGHT, panel.shape[1], 3), np.uint8)
+    cv2.putText(strip, text, (3, LABEL_HEIGHT - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                (255, 255, 255), 1, cv2.LINE_AA)
+    return np.concatenate([strip, panel], axis=0)
 
 
 def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None, *,

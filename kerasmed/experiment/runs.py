@@ -7,9 +7,11 @@ hands the run to the training engine (``kerasmed.training.trainer.run_training``
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import shutil
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -24,7 +26,7 @@ from kerasmed.experiment.postselect import select_postprocessing
 from kerasmed.experiment.schema import ConfigError
 from kerasmed.runfiles import create_run_dir, remove_stray_temporaries, write_json_atomic
 from kerasmed.training.callbacks import BudgetClock
-from kerasmed.training.distribution import distribution_scope
+from kerasmed.training.distribution import distribution_scope, worker_role
 from kerasmed.training.trainer import read_summary, run_training
 
 __all__ = ["train", "train_kfold", "resume"]
@@ -35,6 +37,17 @@ def _distribution(training, where):
         return distribution_scope(training["distribution"], training["devices"])
     except ValueError as err:
         raise ConfigError([f"{where}: training.distribution: {err}"]) from err
+
+
+def _worker_scratch(name) -> Path:
+    """Where a multi-worker run's non-chief worker writes its copy of the run files: a new
+    temporary folder, removed when the process ends. Every worker runs the same callbacks
+    (saving a model reads replicated variables, a collective step all take together), but only
+    the chief's files are the run. Returns the folder for ``name``'s files, created."""
+    scratch = Path(tempfile.mkdtemp(prefix="kerasmed-worker-"))
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+    (scratch / Path(name).name).mkdir()
+    return scratch / Path(name).name
 
 
 def _with_policy(function):
@@ -65,7 +78,8 @@ def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=No
     Everything that can be checked (dataset, split, model parameters, monitor, targets) is
     checked before the run directory is created, so a bad experiment leaves nothing behind. The
     run directory is a new ``output_root/<name>_<timestamp>``, or ``run_dir`` (which must not
-    exist yet). ``fold=(k, i)`` validates on fold ``i`` of a group-aware ``k``-fold split.
+    exist yet); a non-chief worker of a multi-worker run writes its copy into a temporary folder
+    instead (``_worker_scratch``). ``fold=(k, i)`` validates on fold ``i`` of a group-aware ``k``-fold split.
     ``extra_callbacks`` join the run's own (kerasmed-tune's pruning). With
     ``training.budget_minutes`` each epoch ends with the budget left, counted from
     ``budget_started`` (``time.time()``; default: now).
@@ -88,7 +102,8 @@ def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=No
         experiment.compile(model, len(train_ds))
     skipped = _skipped(split, train_ds, val_ds)
     if run_dir is None:
-        run_dir = create_run_dir(output_root, config["name"])
+        run_dir = create_run_dir(output_root, config["name"]) if worker_role()[0] \
+            else _worker_scratch(config["name"])
     else:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True)  # never an existing folder
@@ -138,7 +153,8 @@ def train_kfold(config, k: int | None = None, output_root="runs", config_path=No
         raise ConfigError([f"{experiment.where}: training.folds: k-fold training needs at "
                            f"least 2 folds, got {k}"])
     make_split(experiment.samples(), "kfold", seed=config["seed"], k=k, fold=0)
-    parent = create_run_dir(output_root, f"{config['name']}_{k}fold")
+    parent = create_run_dir(output_root, f"{config['name']}_{k}fold") if worker_role()[0] \
+        else _worker_scratch(f"{config['name']}_{k}fold")
     started = time.time()
     monitor = config["training"]["monitor"]
     rows = []
@@ -182,7 +198,9 @@ def resume(run_dir) -> Path:
     schedule's position come from ``last.keras``; the epoch count, the best value so far and the
     history rows come from ``state.json`` and ``history.csv``; the split from ``split.json``.
     Training continues up to ``training.epochs`` of the run's ``config.json``, appending to
-    ``history.csv``. Returns ``run_dir``.
+    ``history.csv``. Returns ``run_dir``. In a multi-worker run every worker resumes from
+    ``run_dir`` (on storage they share, as Keras' ``BackupAndRestore`` backup folder), and
+    only the chief writes to it.
     """
     run_dir = Path(run_dir)
     for name in ("config.json", "split.json", "state.json", "last.keras"):
@@ -191,7 +209,9 @@ def resume(run_dir) -> Path:
                                f"completed epoch, or this is not a kerasmed run directory)"])
     experiment = Experiment.from_run(run_dir, preflight=True)
     config, training = experiment.config, experiment.training
-    remove_stray_temporaries(run_dir)  # a kill during a save leaves its temporary file
+    chief = worker_role()[0]
+    if chief:
+        remove_stray_temporaries(run_dir)  # a kill during a save leaves its temporary file
     try:
         state = json.loads((run_dir / "state.json").read_text())
         done = int(state["epochs_completed"])
@@ -218,5 +238,6 @@ def resume(run_dir) -> Path:
     if done >= training["epochs"]:
         print(f"kerasmed: {run_dir} already completed {done} of {training['epochs']} epochs")
         return run_dir
-    return run_training(config, run_dir, model, train_ds, val_ds, initial_epoch=done, rows=rows,
+    out = run_dir if chief else _worker_scratch(run_dir)
+    return run_training(config, out, model, train_ds, val_ds, initial_epoch=done, rows=rows,
                         state=state, replicas=replicas)

@@ -12,9 +12,42 @@ import contextlib
 
 import keras
 
-__all__ = ["DISTRIBUTIONS", "distribution_scope"]
+__all__ = ["DISTRIBUTIONS", "distribution_scope", "start_distribution", "worker_role",
+           "lost_workers"]
 
 DISTRIBUTIONS = (None, "mirrored", "multi_worker", "data_parallel")
+
+
+def _needs_tensorflow(kind):
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(f"training.distribution {kind!r} needs the TensorFlow backend "
+                         f"(KERAS_BACKEND={backend}); use \"data_parallel\" with JAX")
+
+
+def start_distribution(kind):
+    """Prepare ``kind`` at program start, before TensorFlow runs anything: a
+    ``"multi_worker"`` process joins its cluster now (TensorFlow configures collectives only
+    then; ``tf_distribute``). Nothing for the other kinds. Returns nothing; raises
+    ``ValueError`` (a ``TFConfigError`` among them) as ``distribution_scope`` does."""
+    if kind == "multi_worker":
+        _needs_tensorflow(kind)
+        from kerasmed.training import tf_distribute
+        tf_distribute.multi_worker_strategy()
+
+
+def worker_role() -> tuple[bool, int, int]:
+    """``(is_chief, task_index, workers)`` of this process: ``(True, 0, 1)`` except in a
+    multi-worker run, whose chief alone writes the run directory."""
+    from kerasmed.training import tf_distribute
+    return tf_distribute.worker_role()
+
+
+def lost_workers(err: BaseException) -> list[str] | None:
+    """The workers whose loss stopped a multi-worker run, if ``err`` says so (else ``None``;
+    ``tf_distribute.lost_workers``)."""
+    from kerasmed.training import tf_distribute
+    return tf_distribute.lost_workers(err)
 
 
 def distribution_scope(kind, devices=None):
@@ -27,9 +60,7 @@ def distribution_scope(kind, devices=None):
     if kind is None:
         return contextlib.nullcontext(), 1
     if kind in ("mirrored", "multi_worker"):
-        if backend != "tensorflow":
-            raise ValueError(f"training.distribution {kind!r} needs the TensorFlow backend "
-                             f"(KERAS_BACKEND={backend}); use \"data_parallel\" with JAX")
+        _needs_tensorflow(kind)
         from kerasmed.training import tf_distribute
         strategy = (tf_distribute.mirrored_strategy(devices) if kind == "mirrored"
                     else tf_distribute.multi_worker_strategy())
