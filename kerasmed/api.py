@@ -19,7 +19,7 @@ from pathlib import Path
 
 __all__ = ["Run", "Evaluation", "Comparison", "Prediction", "Heatmap", "train", "resume",
            "evaluate", "compare", "predict", "iter_predictions", "explain", "export", "plan",
-           "load_run"]
+           "tune", "Tuning", "load_run"]
 
 
 def _figure_of_images(images, titles, columns=3, size=3.2):
@@ -436,6 +436,56 @@ def _classifier_dataset(run, samples, classes):
         samples, batch_size=SCHEMA["training"]["batch_size"].default,
         image_size=settings.image_size, channels=settings.channels, classes=classes or None,
         normalization=settings.normalization, fit=settings.fit)
+
+
+@dataclass
+class Tuning:
+    """A tuning folder (``kerasmed-tune``): ``trials`` (``trials.csv``: each trial's values,
+    score, state and run folder), ``best`` (``best.json``, or ``None`` before a trial
+    completed) and ``best_experiment`` (the experiment file that reruns the best trial)."""
+
+    path: Path
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+
+    @property
+    def trials(self):
+        import pandas as pd
+
+        return pd.read_csv(self.path / "trials.csv")
+
+    @property
+    def best(self) -> dict | None:
+        path = self.path / "best.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
+    @property
+    def best_experiment(self) -> Path:
+        return self.path / "best_experiment.json"
+
+    def show(self, columns=2):
+        """The study's plots (optimisation history, parameter importances...) as one figure."""
+        import cv2
+
+        pngs = sorted(self.path.glob("*.png"))
+        images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in pngs]
+        return _figure_of_images(images, [p.stem for p in pngs], columns=columns, size=4.5)
+
+
+def tune(experiment=None, trials=None, output="tuning", resume=None, storage=None,
+         study=None) -> Tuning:
+    """Tune an experiment file's ``tune`` section with Optuna, or continue a study (``resume``:
+    its folder), as ``kerasmed-tune`` does; returns the ``Tuning``. ``storage`` is a database
+    URL shared by several workers (default: SQLite in the folder; docs/scaling.md). Raises
+    ``ConfigError`` for a bad search space, before any trial."""
+    from kerasmed.experiment.tune import tune as run_study
+
+    if (experiment is None) == (resume is None):
+        raise ValueError("give either an experiment file or --resume TUNE_DIR")
+    if trials is not None and trials < 1:
+        raise ValueError("--trials must be at least 1")
+    return Tuning(run_study(experiment, trials, output, resume, storage, study))
 
 
 @dataclass

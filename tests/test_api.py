@@ -102,3 +102,19 @@ def test_train_takes_a_dict_and_overrides(tiny_experiment, tmp_path):
     with pytest.raises(kerasmed.ConfigError, match="training.epochs"):
         kerasmed.train(tiny_experiment, output=tmp_path / "runs",
                        overrides=["training.epochs=0"])
+
+
+def test_tune_needs_an_experiment_or_a_study_to_resume():
+    with pytest.raises(ValueError, match="either an experiment file or --resume"):
+        kerasmed.tune()
+
+
+def test_no_module_switches_the_matplotlib_backend():
+    """``matplotlib.use("Agg")`` in a module would stop a notebook's figures from showing
+    (the figures kerasmed writes are drawn on ``matplotlib.figure.Figure`` instead)."""
+    from pathlib import Path
+
+    package = Path(kerasmed.__file__).parent
+    switching = [str(p.relative_to(package)) for p in package.rglob("*.py")
+                 if "matplotlib.use(" in p.read_text()]
+    assert switching == []

@@ -16,20 +16,15 @@ EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupte
               "terminated": 143}
 
 
-def interrupted_code(interrupt: BaseException) -> int:
-    """The exit code of a stop by Ctrl-C (130) or by SIGTERM (143, as a shell reports it)."""
-    from kerasmed.signals import signal_name
-
-    return EXIT_CODES["terminated" if signal_name(interrupt) == "SIGTERM" else "interrupted"]
-
-
 def interrupted(prog: str, interrupt: BaseException, outcome: str) -> int:
     """Print ``prog: interrupted (SIGINT|SIGTERM); <outcome>`` (what was kept or removed) on
-    stderr; returns the exit code of the stop (130 or 143)."""
+    stderr; returns the exit code of the stop: 130 for Ctrl-C, 143 for SIGTERM (as a shell
+    reports them)."""
     from kerasmed.signals import signal_name
 
-    print(f"{prog}: interrupted ({signal_name(interrupt)}); {outcome}", file=sys.stderr)
-    return interrupted_code(interrupt)
+    name = signal_name(interrupt)
+    print(f"{prog}: interrupted ({name}); {outcome}", file=sys.stderr)
+    return EXIT_CODES["terminated" if name == "SIGTERM" else "interrupted"]
 
 
 

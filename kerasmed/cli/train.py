@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input,
-                                  interrupted_code, quiet)
+                                  interrupted, quiet)
 
 
 def _train_parser():
@@ -34,11 +34,10 @@ def _train_parser():
 
 
 
-def _selection_line(parent) -> str:
-    """The post-processing chosen on the folds, as the end of the closing line."""
-    from kerasmed.training.trainer import read_summary
-
-    chosen = read_summary(parent).get("postprocess")
+def _selection_line(summary) -> str:
+    """The post-processing chosen on the folds (a k-fold parent's ``summary``), as the end of
+    the closing line."""
+    chosen = summary.get("postprocess")
     if not chosen:
         return ""
     kept = [f"{k}={v}" for k, v in chosen["mask"].items() if v] or ["none"]
@@ -88,23 +87,13 @@ def train_main(argv=None) -> int:
         _start_distribution(args)
     except BAD_INPUT as err:
         return bad_input("kerasmed-train", err)
-    from kerasmed.experiment import Experiment, resume, train, train_kfold
-    from kerasmed.signals import signal_name
+    from kerasmed.api import resume, train
     from kerasmed.training.distribution import lost_workers, worker_role
-    from kerasmed.training.trainer import RunDiverged, read_summary
+    from kerasmed.training.trainer import RunDiverged
 
     try:
-        if args.resume:
-            run_dir = resume(args.resume)
-        else:
-            experiment = Experiment.from_file(args.config, args.overrides)
-            folds = args.folds if args.folds is not None else experiment.training["folds"]
-            if folds is not None:
-                parent = train_kfold(experiment, folds, args.output)
-                print(f"kerasmed-train: {folds} folds done; see {parent / 'folds.csv'}"
-                      + _selection_line(parent))
-                return EXIT_CODES["done"]
-            run_dir = train(experiment, args.output)
+        run = resume(args.resume) if args.resume else \
+            train(args.config, args.output, args.overrides, args.folds)
     except BAD_INPUT as err:
         return bad_input("kerasmed-train", err)
     except RunDiverged as err:
@@ -112,9 +101,8 @@ def train_main(argv=None) -> int:
               f"holds non-finite weights)", file=sys.stderr)
         return EXIT_CODES["diverged"]
     except KeyboardInterrupt as interrupt:
-        print(f"kerasmed-train: interrupted ({signal_name(interrupt)}); the run directory keeps "
-              f"the epochs completed (continue with --resume)", file=sys.stderr)
-        return interrupted_code(interrupt)
+        return interrupted("kerasmed-train", interrupt, "the run directory keeps the epochs "
+                           "completed (continue with --resume)")
     except Exception as err:
         lost = lost_workers(err)
         if lost is None:
@@ -124,14 +112,18 @@ def train_main(argv=None) -> int:
               f"with kerasmed-train --resume RUN_DIR (the chief's run directory, which keeps "
               f"the completed epochs)", file=sys.stderr)
         return EXIT_CODES["failed"]
-    summary = read_summary(run_dir)
+    if run.is_kfold:
+        print(f"kerasmed-train: {len(run.folds)} folds done; see {run.path / 'folds.csv'}"
+              + _selection_line(run.summary))
+        return EXIT_CODES["done"]
+    summary = run.summary
     chief, index, workers = worker_role()
     if not chief:
         print(f"kerasmed-train: worker {index} of {workers} done ({summary['status']}); the "
               f"chief writes the run directory")
     elif best := summary.get("best"):
         print(f"kerasmed-train: best {best['monitor']} = {best['value']:.4f} at epoch "
-              f"{best['epoch']}; outputs in {run_dir}")
+              f"{best['epoch']}; outputs in {run.path}")
     return EXIT_CODES["done"] if summary["status"] in ("completed", "stopped") \
         else EXIT_CODES["failed"]
 

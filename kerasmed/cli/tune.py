@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input,
-                                  interrupted_code, quiet)
+                                  interrupted, quiet)
 
 
 def tune_main(argv=None) -> int:
@@ -30,32 +29,23 @@ def tune_main(argv=None) -> int:
     parser.add_argument("--study", help="study name in --storage (default: the experiment's)")
     add_verbose(parser)
     args = parser.parse_args(argv)
-    if (args.config is None) == (args.resume is None):
-        parser.error("give either an experiment file or --resume TUNE_DIR")
-    if args.trials is not None and args.trials < 1:
-        parser.error("--trials must be at least 1")
     quiet(args.verbose)
     try:
         import optuna  # noqa: F401
     except ImportError:
         return bad_input("kerasmed-tune", 'needs Optuna: pip install "kerasmed[tune]"')
-    from kerasmed.experiment.tune import tune
+    from kerasmed.api import tune
 
     try:
-        folder = tune(args.config, args.trials, args.output, args.resume, args.storage,
+        tuning = tune(args.config, args.trials, args.output, args.resume, args.storage,
                       args.study)
     except BAD_INPUT as err:
         return bad_input("kerasmed-tune", err)
     except KeyboardInterrupt as interrupt:
-        print("kerasmed-tune: interrupted; continue with --resume", file=sys.stderr)
-        return interrupted_code(interrupt)
-    best = folder / "best.json"
-    if best.exists():
-        import json
-
-        record = json.loads(best.read_text())
-        print(f"kerasmed-tune: best value {record['value']:.4f} (trial {record['trial']}); "
-              f"rerun it with {folder / 'best_experiment.json'}")
-    print(f"kerasmed-tune: outputs in {folder}")
+        return interrupted("kerasmed-tune", interrupt, "continue with --resume")
+    if tuning.best:
+        print(f"kerasmed-tune: best value {tuning.best['value']:.4f} (trial "
+              f"{tuning.best['trial']}); rerun it with {tuning.best_experiment}")
+    print(f"kerasmed-tune: outputs in {tuning.path}")
     return EXIT_CODES["done"]
 

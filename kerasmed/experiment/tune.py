@@ -567,9 +567,8 @@ def _write_results(study, raw, folder):
 def _plots(study, folder, n_complete):
     import warnings
 
-    import matplotlib
-
-    matplotlib.use("Agg")
+    # Optuna draws through pyplot: its default backend (Agg without a display, a notebook's
+    # own) is kept, and each figure is closed once saved.
     import matplotlib.pyplot as plt
     from optuna.visualization import matplotlib as ovm
 

@@ -296,7 +296,9 @@ def deep_supervision_rule(widths) -> list[Decision]:
                      f"decoder level but the top and the lowest); {DEEP_SUPERVISION_REASON}",
                      figures),
             Decision("training.loss_weights", weights, "deep supervision",
-                     "weight 1/2**level, normalised (nnU-Net)", figures)]
+                     "weight 1/2**level, normalised (nnU-Net)", figures),
+            Decision("training.monitor", "val_final_dice", "deep supervision",
+                     "with several outputs the metrics are the final output's", figures)]
 
 
 def loss_rule(mask_mode: str) -> Decision:

@@ -2,7 +2,7 @@
 
 The PNGs are drawn on ``matplotlib.figure.Figure`` objects, not through pyplot: no display
 is needed (servers), and the backend a notebook chose (inline) is left alone, where
-``matplotlib.use("Agg")`` would stop its figures from showing.
+switching matplotlib to Agg would stop its figures from showing.
 """
 
 from __future__ import annotations
