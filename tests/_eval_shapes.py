@@ -55,3 +55,16 @@ def binary_cases(shape=(96, 96)):
         ("other scene", objects(4, shape) > 0, truth),
         ("touching the border", shift(truth, 0, 30), shift(truth, 0, 27)),
     ]
+
+
+def channel0_model(size):
+    """A Keras model whose output is its input's first channel: an image whose first channel
+    holds a mask, a probability or a distance map is "predicted" as exactly that."""
+    import keras
+
+    inputs = keras.Input((*size, 3))
+    kernel = np.zeros((1, 1, 3, 1), np.float32)
+    kernel[0, 0, 0, 0] = 1.0
+    out = keras.layers.Conv2D(1, 1, kernel_initializer=keras.initializers.Constant(kernel),
+                              bias_initializer="zeros")(inputs)
+    return keras.Model(inputs, out)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _eval_shapes import channel0_model
 from kerasmed.cli import eval_main, predict_main
 from kerasmed.evaluation import hd95, predict_image, score_masks, sliding_window
 from kerasmed.evaluation.segmentation import LABEL_HEIGHT
@@ -104,16 +105,6 @@ def test_predict_cli_masks_have_the_input_size(finished_run, tmp_path, capsys):
 
 # ------------------------------------------------------------------------ object-level scores
 
-def _channel0_model(size):
-    """Output = the input's first channel: feeding it a distance map "predicts" that map."""
-    inputs = keras.Input((*size, 3))
-    kernel = np.zeros((1, 1, 3, 1), np.float32)
-    kernel[0, 0, 0, 0] = 1.0
-    out = keras.layers.Conv2D(1, 1, kernel_initializer=keras.initializers.Constant(kernel),
-                              bias_initializer="zeros")(inputs)
-    return keras.Model(inputs, out)
-
-
 def _nuclei_with_known_predictions(tmp_path):
     """Two 32x32 images whose first channel is the distance map of the instance labels the
     'model' should find: image 0 exactly its truth (two touching squares, one apart), image 1
@@ -137,7 +128,7 @@ def test_evaluate_scores_objects_from_a_distance_map(tmp_path):
     from kerasmed.evaluation import Postprocess, evaluate
 
     samples = _nuclei_with_known_predictions(tmp_path)
-    summary = evaluate(_channel0_model((32, 32)), samples, tmp_path / "eval",
+    summary = evaluate(channel0_model((32, 32)), samples, tmp_path / "eval",
                        normalization="dtype_range", n_overlays=1,
                        postprocess=Postprocess("distance", h=0.1))
     table = pd.read_csv(tmp_path / "eval" / "per_image.csv")
@@ -152,7 +143,7 @@ def test_evaluate_scores_objects_from_a_distance_map(tmp_path):
                                            "fn": 1}
     assert summary["postprocess"]["source"] == "distance"
     # Without object scoring the same masks are read as binary foreground.
-    pixels = evaluate(_channel0_model((32, 32)), samples, tmp_path / "eval2",
+    pixels = evaluate(channel0_model((32, 32)), samples, tmp_path / "eval2",
                       normalization="dtype_range", n_overlays=1, threshold=0.01)
     assert "aji" not in pixels and pixels["dice"]["mean"] == pytest.approx(
         (1 + 2 * 128 / (128 + 192)) / 2)
@@ -172,8 +163,8 @@ def test_postprocess_of_probabilities_and_softmax():
 
 
 def test_eval_cli_scores_objects_with_thresholds_from_the_command_line(tmp_path, capsys):
-    samples = _nuclei_with_known_predictions(tmp_path / "data")
-    model = _channel0_model((32, 32))
+    _nuclei_with_known_predictions(tmp_path / "data")
+    model = channel0_model((32, 32))
     model.save(tmp_path / "m.keras")
     args = [str(tmp_path / "m.keras"), "--data", str(tmp_path / "data"), "--normalization",
             "dtype_range", "--overlays", "1", "--output", str(tmp_path / "out")]

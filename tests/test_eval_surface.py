@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _eval_shapes import binary_cases, ellipse, shift
+from _eval_shapes import binary_cases, channel0_model, ellipse, shift
 from kerasmed.cli import compare_main, eval_main
 from kerasmed.evaluation.scores import PIXEL_SCORES, score_masks
 from kerasmed.evaluation.surface import (DEFAULT_TOLERANCE_PIXELS, check_spacing, hd95,
@@ -188,19 +188,6 @@ def test_schema_checks_data_spacing(tiny_experiment):
 
 # ------------------------------------------------------------------------- end to end
 
-def _channel0_model(size):
-    """Output = the input's first channel (scaled by dtype_range): the 'prediction' is
-    whatever the image's first channel holds."""
-    import keras
-
-    inputs = keras.Input((*size, 3))
-    kernel = np.zeros((1, 1, 3, 1), np.float32)
-    kernel[0, 0, 0, 0] = 1.0
-    out = keras.layers.Conv2D(1, 1, kernel_initializer=keras.initializers.Constant(kernel),
-                              bias_initializer="zeros")(inputs)
-    return keras.Model(inputs, out)
-
-
 def _tagged_pairs(root, per_centimetre):
     """Two 48x48 TIFF images whose first channel is the prediction (a disc shifted by three
     columns), with resolution tags; masks: the disc."""
@@ -227,7 +214,7 @@ def test_evaluate_writes_distances_in_tiff_micrometres(tmp_path):
     from kerasmed.evaluation import evaluate
 
     samples = _tagged_pairs(tmp_path / "data", 5000.0)  # 2 micrometre pixels
-    summary = evaluate(_channel0_model((48, 48)), samples, tmp_path / "eval",
+    summary = evaluate(channel0_model((48, 48)), samples, tmp_path / "eval",
                        normalization="dtype_range", n_overlays=1)
     table = pd.read_csv(tmp_path / "eval" / "per_image.csv")
     assert list(table.columns) == ["image", *PIXEL_SCORES]
@@ -235,7 +222,7 @@ def test_evaluate_writes_distances_in_tiff_micrometres(tmp_path):
     assert summary["nsd_tolerance"] == pytest.approx(2 * DEFAULT_TOLERANCE_PIXELS)
     assert table["hd95"].tolist() == pytest.approx([6.0, 6.0])  # 3 columns of 2 µm
     # The same images in pixels, when a spacing of 1 is given: distances halve.
-    pixels = evaluate(_channel0_model((48, 48)), samples, tmp_path / "eval2",
+    pixels = evaluate(channel0_model((48, 48)), samples, tmp_path / "eval2",
                       normalization="dtype_range", n_overlays=1, spacing=1.0,
                       spacing_source="--spacing")
     assert pixels["hd95"]["mean"] == pytest.approx(3.0)
@@ -264,7 +251,7 @@ def test_eval_cli_refuses_bad_distance_options(option, value, message, tmp_path,
 def test_eval_cli_spacing_and_compare_on_distances(tmp_path, capsys):
     samples = _tagged_pairs(tmp_path / "data", 5000.0)
     assert samples
-    model = _channel0_model((48, 48))
+    model = channel0_model((48, 48))
     model.save(tmp_path / "m.keras")
     base = [str(tmp_path / "m.keras"), "--data", str(tmp_path / "data"), "--normalization",
             "dtype_range", "--overlays", "1"]
