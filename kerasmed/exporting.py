@@ -86,6 +86,9 @@ def export_model(model, path, fmt: str, x: np.ndarray, tolerance=None) -> dict:
         # A converter may write a model its runtime cannot run (an unsupported op): loading
         # it is part of the export.
         got = exported_predict(path, fmt, x)
+    except OSError:  # a file-system fault (read-only, full disk): the path and the cause
+        remove_path(path)
+        raise
     except Exception as err:  # noqa: BLE001  (any converter error: report the layers)
         remove_path(path)
         suspects = _blocking_layers(model, err)

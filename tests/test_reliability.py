@@ -280,3 +280,37 @@ def test_kerasmed_plan_stopped_by_sigterm_writes_no_plan(tmp_path, monkeypatch, 
     assert plan_main([str(tmp_path / "data"), "--output", str(tmp_path / "plan")]) == 143
     assert "kerasmed-plan: interrupted (SIGTERM)" in capsys.readouterr().err
     assert not (tmp_path / "plan").exists()
+
+
+def test_errors_name_the_file_the_override_and_the_path(finished_run, write_config,
+                                                        tiny_experiment, tmp_path, monkeypatch,
+                                                        capsys):
+    import errno
+
+    import keras
+
+    # A run whose config.json is damaged: the file is named.
+    run = tmp_path / "damaged"
+    shutil.copytree(finished_run[0], run, ignore=shutil.ignore_patterns("eval_*", "export"))
+    (run / "config.json").write_text("{\n")
+    images = finished_run[0].parent.parent / "synthetic" / "images"
+    assert predict_main([str(run), str(images), "--output", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert str(run / "config.json") in err and "Traceback" not in err
+    # A key set twice: the bad value's --set is blamed, not the first one's.
+    path = write_config(tiny_experiment)
+    assert train_main([str(path), "--output", str(tmp_path / "runs"), "--set",
+                       "training.epochs=2", "--set", "training.epochs=-1"]) == 2
+    err = capsys.readouterr().err
+    assert "--set training.epochs=-1" in err and "--set training.epochs=2" not in err
+    # A read-only export folder is a file-system error naming the path, not "cannot be
+    # exported" (as root, permissions do not stop a write: the fault is injected).
+    def read_only(self, filepath, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(filepath))
+    monkeypatch.setattr(keras.Model, "export", read_only)
+    out = tmp_path / "ro" / "model"
+    assert export_main([str(finished_run[0]), "--format", "savedmodel", "--output",
+                        str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: Read-only file system (choose a writable --output)" in err
+    assert "cannot be exported" not in err and not out.exists()

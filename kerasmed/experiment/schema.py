@@ -669,12 +669,13 @@ def load_config(path, overrides=()) -> dict:
 
 def _blame_override(problem: str, where: str, overrides) -> str:
     """A problem with a key that ``--set`` gave (or a key inside it, or the object holding it)
-    names the ``--set`` argument, not the experiment file."""
+    names the ``--set`` argument, not the experiment file: the last one of that key, whose
+    value is the one in force."""
     if not problem.startswith(f"{where}: "):
         return problem
     rest = problem[len(where) + 2:]
     dotted = rest.split(":", 1)[0]
-    for override in overrides:
+    for override in reversed(list(overrides)):
         key = override.split("=", 1)[0].strip()
         if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
             return f"--set {override}: {rest}"
