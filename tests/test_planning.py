@@ -72,6 +72,33 @@ def test_small_uniform_rgb_images_are_resized_whole(tmp_path):
     assert "data.patches_per_epoch" not in d
 
 
+def test_deep_supervision_weights_halve_per_level_and_the_final_output_is_monitored(tmp_path):
+    from kerasmed.experiment.schema import validate_config
+    from kerasmed.models import build
+
+    plan = plan_from_fingerprint(fingerprint(n=40, shape=(96, 128)), tmp_path,
+                                 budget_minutes=10, measure=fake_measure)
+    d = decisions(plan)
+    widths = d["model.params.widths"]
+    assert len(widths) >= 4 and d["model.params.deep_supervision"] is rules.DEEP_SUPERVISION
+    weights = d["training.loss_weights"]
+    levels = sorted(int(k[4:]) for k in weights if k.startswith("side"))
+    assert levels == list(range(1, len(widths) - 2))  # nnU-Net: all but the top and lowest
+    assert sum(weights.values()) == pytest.approx(1, abs=1e-5)
+    for level in levels:  # each level weighs half the one above it
+        above = weights["final"] if level == 1 else weights[f"side{level - 1}"]
+        assert weights[f"side{level}"] == pytest.approx(above / 2, rel=1e-4)
+    assert d["training.monitor"] == "val_final_dice"
+    # The model the plan names has exactly the outputs the weights name.
+    config = validate_config(plan.experiment, "<plan>", preflight=False)
+    model = build("planned_unet", input_shape=(*config["data"]["image_size"], 3),
+                  **config["model"]["params"])
+    assert set(model.output_names) == set(weights)
+    # Three stages leave no level between the top and the lowest: no side outputs.
+    (off,) = rules.deep_supervision_rule([16, 32, 64])
+    assert off.key == "model.params.deep_supervision" and off.value is False
+
+
 def test_large_images_with_large_objects_are_shrunk_keeping_the_aspect(tmp_path):
     plan = plan_from_fingerprint(fingerprint(n=40, shape=(1024, 1536), minor=120,
                                              diameter=200), tmp_path, budget_minutes=10,
