@@ -126,6 +126,19 @@ def test_overrides(write_config, tiny_experiment):
         load_config(path, ["training.epoch=7"])
 
 
+def test_overrides_index_lists(write_config, tiny_experiment):
+    """``--set`` and kerasmed-tune share one setter of dotted keys: numbers index lists."""
+    path = write_config(tiny_experiment)
+    config = load_config(path, ["data.image_size.1=64", "training.metrics.0=iou"])
+    assert config["data"]["image_size"] == [32, 64]
+    assert config["training"]["metrics"] == ["iou", "iou"]
+    with pytest.raises(ConfigError, match=r"--set data.image_size.2=8: data.image_size.2: "
+                                          r"the list has 2 item\(s\)"):
+        load_config(path, ["data.image_size.2=8"])
+    with pytest.raises(ConfigError, match="--set training.epochs.x=1: epochs is not an object"):
+        load_config(path, ["training.epochs.x=1"])
+
+
 def test_validate_config_rejects_non_objects():
     with pytest.raises(ConfigError, match="JSON object"):
         validate_config([1, 2])

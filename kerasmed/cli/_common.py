@@ -140,11 +140,18 @@ def add_verbose(parser):
 
 
 
-def inference_parser(prog, description):
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+def add_checkpoint(parser):
+    """``--checkpoint best|last``: which checkpoint of a run directory a command loads."""
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="which checkpoint of a run directory to use (default: best)")
-    parser.add_argument("--mode", choices=("resize", "pad", "tile"), default=None,
+
+
+def inference_parser(prog, description):
+    from kerasmed.evaluation.choices import INFERENCE_MODES
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_checkpoint(parser)
+    parser.add_argument("--mode", choices=INFERENCE_MODES, default=None,
                         help="resize each image to the model's input, letterbox it (pad), or "
                              "slide overlapping model-sized tiles at native size (default: as "
                              "the run was trained: pad for data.fit pad, tile for crops and "

@@ -46,15 +46,14 @@ def eval_main(argv=None) -> int:
                                          "(default: the run directory, or the model's folder)")
     parser.add_argument("--overlays", type=bounded(int, 0), default=3,
                         help="best and worst cases to draw")
-    parser.add_argument("--instances", choices=("auto", "on", "off", "distance", "probability"),
-                        default=None,
+    # Light: Postprocess's module loads no Keras, so --help stays fast.
+    from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, INSTANCE_CHOICES,
+                                             PROBABILITY_FOREGROUND, postprocess_defaults)
+    parser.add_argument("--instances", choices=INSTANCE_CHOICES, default=None,
                         help="also score objects (AJI, object F1, object Dice) against instance "
                              "labels: on/off, or the kind of output to split into objects "
                              "(default: the run's postprocess.instances, auto: on for "
                              "distance-map runs and instance-label datasets such as GlaS)")
-    # Light: Postprocess's module loads no Keras, so --help stays fast.
-    from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGROUND,
-                                             postprocess_defaults)
     parser.add_argument("--foreground-threshold", type=float, default=None,
                         help=f"instances: foreground above it (default: the run's "
                              f"postprocess.foreground_threshold, else {DISTANCE_FOREGROUND} for "
@@ -65,7 +64,8 @@ def eval_main(argv=None) -> int:
                              f"{postprocess_defaults()['h']})")
     parser.add_argument("--min-size", type=int, default=None,
                         help="instances: remove objects smaller than this many pixels")
-    parser.add_argument("--uncertainty", choices=("tta", "mc_dropout"), default=None,
+    from kerasmed.evaluation.choices import UNCERTAINTY_METHODS
+    parser.add_argument("--uncertainty", choices=UNCERTAINTY_METHODS, default=None,
                         help="also map each pixel's uncertainty (predictive entropy and "
                              "variance) over test-time augmentations or Monte Carlo dropout "
                              "passes; per-image means in per_image.csv, maps beside the "
@@ -126,10 +126,11 @@ def _closing_line(summary, out_dir) -> str:
         return (f"kerasmed-eval: {summary['images']} images; accuracy "
                 f"{f(summary['accuracy'])}, macro F1 {f(summary['macro_f1'])}, mean AUC "
                 f"{f(summary['mean_auc'])}, ECE {f(summary['ece'])}; outputs in {out_dir}")
+    from kerasmed.evaluation.objects import SUMMARY_OBJECT_SCORES
     from kerasmed.evaluation.scores import PIXEL_SCORES
 
     objects = "aji" in summary
-    scores = [*PIXEL_SCORES, *(["aji", "object_f1", "object_dice", "pq"] if objects else []),
+    scores = [*PIXEL_SCORES, *(SUMMARY_OBJECT_SCORES if objects else ()),
               *(["uncertainty"] if "uncertainty" in summary else [])]
     return (f"kerasmed-eval: {summary['images']} images; "
             + ", ".join(f"{k} {f(summary[k]['mean'])} ± {f(summary[k]['std'])}"

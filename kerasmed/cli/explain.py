@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
-                                  interrupted, quiet, staged_output, write_png)
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_checkpoint, add_verbose,
+                                  bad_input, bounded, interrupted, quiet, staged_output,
+                                  write_png)
 
 
 def explain_main(argv=None) -> int:
@@ -18,7 +19,7 @@ def explain_main(argv=None) -> int:
     parser.add_argument("target", help="run directory or .keras model file")
     parser.add_argument("images", nargs="+", help="image files or folders of images")
     parser.add_argument("--output", required=True, help="folder for the heatmap PNGs")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    add_checkpoint(parser)
     parser.add_argument("--layer", help="layer to explain (default: the last feature map "
                                         "before the head)")
     parser.add_argument("--classes", help="classifier: comma-separated class indices or names "

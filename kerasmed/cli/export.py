@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_verbose, bad_input, bounded,
-                                  interrupted, quiet)
+from kerasmed.cli._common import (BAD_INPUT, EXIT_CODES, add_checkpoint, add_verbose,
+                                  bad_input, bounded, interrupted, quiet)
 
 
 def export_main(argv=None) -> int:
@@ -19,7 +19,7 @@ def export_main(argv=None) -> int:
     parser.add_argument("--format", choices=("savedmodel", "onnx"), required=True)
     parser.add_argument("--output", help="where to write it (default: <run>/export/model or "
                                          "model.onnx); never overwritten")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    add_checkpoint(parser)
     parser.add_argument("--images", type=bounded(int, 1), default=4,
                         help="validation images the check predicts (default 4)")
     parser.add_argument("--tolerance", type=bounded(float, 0, low_open=True), default=None,

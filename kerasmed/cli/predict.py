@@ -21,7 +21,8 @@ def predict_main(argv=None) -> int:
                         help="tile overlap for --mode tile (default 0.5)")
     parser.add_argument("--probabilities", action="store_true",
                         help="also write the foreground probability as a 16-bit PNG")
-    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+    from kerasmed.data.io import ON_ERROR  # light: no Keras, so --help stays fast
+    parser.add_argument("--on-error", choices=ON_ERROR, default="raise",
                         help="an unreadable image: stop and write nothing (raise, default), or "
                              "predict every readable image and list the others (skip)")
     args = parser.parse_args(argv)

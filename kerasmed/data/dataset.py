@@ -27,8 +27,9 @@ import keras
 import numpy as np
 
 from kerasmed.data.augment import Augmentation, build_augmentation
-from kerasmed.data.io import (ImageReadError, image_size, looks_like_image, looks_like_mask,
-                              read_class_mask, read_image, read_label_mask, read_mask)
+from kerasmed.data.io import (ON_ERROR, ImageReadError, image_size, looks_like_image,
+                              looks_like_mask, read_class_mask, read_image, read_label_mask,
+                              read_mask)
 from kerasmed.data.memory import CACHE_SHARE, cache_bytes, physical_memory_bytes
 from kerasmed.data.normalize import NORMALIZATIONS, make_normalizer, normalize_image
 from kerasmed.data.spatial import (FIT_MODES, crop_or_pad, fit_pair, foreground_patch_origin,
@@ -93,8 +94,9 @@ class _BaseDataset(keras.utils.PyDataset):
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if fit not in self._fit_modes:
             raise ValueError(f"fit must be one of {self._fit_modes}, got {fit!r}")
-        if on_error not in ("raise", "skip"):
-            raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be {' or '.join(map(repr, ON_ERROR))}, got "
+                             f"{on_error!r}")
         if isinstance(foreground_share, bool) or not isinstance(foreground_share, (int, float)) \
                 or not 0 <= foreground_share <= 1:
             raise ValueError(f"foreground_share must be a number in [0, 1], got "

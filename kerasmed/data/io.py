@@ -24,7 +24,12 @@ import numpy as np
 
 __all__ = ["image_paths", "ImageReadError", "MaskValueError", "read_image", "read_mask", "read_label_mask",
            "read_class_mask", "read_outline_mask", "binarize_mask", "image_size",
-           "looks_like_image", "looks_like_mask", "IMAGE_EXTENSIONS", "OUTLINE_EXTENSIONS"]
+           "looks_like_image", "looks_like_mask", "IMAGE_EXTENSIONS", "OUTLINE_EXTENSIONS",
+           "ON_ERROR"]
+
+# What an unreadable image does (data.on_error, kerasmed-predict --on-error): "raise" stops
+# with an ImageReadError, "skip" leaves it out and lists it.
+ON_ERROR = ("raise", "skip")
 
 OUTLINE_EXTENSIONS = (".xml",)
 

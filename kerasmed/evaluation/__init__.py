@@ -2,6 +2,7 @@
 
 - ``inference``: predicting whole images exactly as training showed them to the network
   (``InferenceSettings``, ``predict_image``, ``sliding_window``, test-time augmentation);
+  ``choices``: its modes and uncertainty methods, stated once without Keras;
 - ``scores``: pixel scores of a mask (Dice, IoU, precision, recall, HD95, ASSD, NSD) and the
   one list of score names; ``surface``: the boundary scores, in pixels or physical units, and
   where the pixel size comes from;
@@ -21,10 +22,12 @@ settings and samples they take. docs/evaluation.md defines every score.
 import importlib
 
 # Re-exported names, imported on first use (PEP 562): the inference engine imports Keras, and
-# the light modules (objects, scores, surface) must not pull it in for a command's --help.
+# the light modules (choices, objects, scores, surface) must not pull it in for a command's
+# --help.
 _EXPORTS = {
-    "inference": ("INFERENCE_MODES", "InferenceSettings", "inference_mode", "model_input_shape",
-                  "predict_image", "sliding_window", "to_mask"),
+    "choices": ("INFERENCE_MODES", "UNCERTAINTY_METHODS"),
+    "inference": ("InferenceSettings", "inference_mode", "model_input_shape", "predict_image",
+                  "sliding_window", "to_mask"),
     "objects": ("OBJECT_SCORES", "Postprocess"),
     "scores": ("PIXEL_SCORES", "hd95", "score_masks"),
     "segmentation": ("evaluate", "overlay"),

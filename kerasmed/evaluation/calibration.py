@@ -19,9 +19,7 @@ import keras
 import numpy as np
 
 __all__ = ["Calibration", "predictive_entropy", "sample_variance", "dropout_layers",
-           "mc_dropout", "UNCERTAINTY_METHODS"]
-
-UNCERTAINTY_METHODS = ("tta", "mc_dropout")
+           "mc_dropout"]
 
 
 class Calibration:

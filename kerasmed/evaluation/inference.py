@@ -26,17 +26,17 @@ import numpy as np
 
 from kerasmed.data.normalize import make_normalizer
 from kerasmed.data.spatial import FIT_MODES, letterbox, letterbox_window, resize_image
+from kerasmed.evaluation.choices import INFERENCE_MODES, UNCERTAINTY_METHODS
 
 __all__ = ["InferenceSettings", "INFERENCE_MODES", "inference_mode", "model_input_shape",
            "predict_image", "predict_samples", "sliding_window", "to_mask", "predict_batch",
            "eager_predict", "model_view", "TILE_BATCH"]
 
-INFERENCE_MODES = ("resize", "pad", "tile")
 _NATIVE_SCALE = ("center_crop", "random_crop", "tile", "patches")
-#: Tiles a ``sliding_window`` call predicts at once. One tile at a time took 1.38x as long
-#: on a 2048x2048 image and 4 took 1.14x as long as 16 (``benchmarks/train_speed.py
-#: --sections predict``, ``benchmarks/RESULTS.md``); 16 model-sized tiles are small next to
-#: the activations of one training batch.
+#: Tiles a ``sliding_window`` call predicts at once: fewer were slower on a large image
+#: (``benchmarks/train_speed.py --sections predict``; the figures are in
+#: ``benchmarks/RESULTS.md``), and 16 model-sized tiles are small next to the activations of
+#: one training batch.
 TILE_BATCH = 16
 _INTERPOLATION = ("image: area when shrinking, bilinear when enlarging (as the loader); "
                   "prediction back to the image: bilinear")
@@ -92,40 +92,48 @@ def model_input_shape(model):
     return tuple(shape[1:4])
 
 
-def predict_batch(model, batch):
+def _evaluated(model, out):
     """The evaluated output (the last one of deep-supervision models) as float32 NumPy."""
-    out = model.predict_on_batch(batch)
     if isinstance(out, (list, tuple)):
         out = out[-1]  # deep supervision: the last output is the one evaluated
     elif isinstance(out, dict):
         out = out[model.output_names[-1]]
-    return np.asarray(out, dtype=np.float32)
+    return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+
+
+def predict_batch(model, batch):
+    """The evaluated output (the last one of deep-supervision models) as float32 NumPy."""
+    return _evaluated(model, model.predict_on_batch(batch))
 
 
 def eager_predict(model, batch):
     """The evaluated output of an eager call ``model(batch, training=False)`` (no compiled
     predict function: Monte Carlo dropout changes the layers between calls)."""
-    out = model(batch, training=False)
-    if isinstance(out, (list, tuple)):
-        out = out[-1]
-    elif isinstance(out, dict):
-        out = out[model.output_names[-1]]
-    return np.asarray(keras.ops.convert_to_numpy(out), dtype=np.float32)
+    return _evaluated(model, model(batch, training=False))
+
+
+def _transforms(h, w):
+    # Quarter turns of a non-square image would change its shape; half turns do not.
+    return [(flip, k) for flip in (False, True) for k in (range(4) if h == w else (0, 2))]
+
+
+def _augmented_predictions(predict, x, axes):
+    """``predict`` of every flip and rotation of ``x`` (``axes``: its rows and columns), each
+    turned back onto ``x``: the test-time augmentations, in one order."""
+    rows, cols = axes
+    outs = []
+    for flip, k in _transforms(x.shape[rows], x.shape[cols]):
+        y = np.rot90(predict(np.ascontiguousarray(
+            np.rot90(np.flip(x, cols) if flip else x, k, axes=axes))), -k, axes=axes)
+        outs.append(np.flip(y, cols) if flip else y)
+    return outs
 
 
 def _tta_predict(model, batch, tta: bool, predict=None):
     predict = predict or predict_batch
     if not tta:
         return predict(model, batch)
-    # Quarter turns of a non-square input would change its shape; half turns do not.
-    turns = range(4) if batch.shape[1] == batch.shape[2] else (0, 2)
-    preds = []
-    for flip in (False, True):
-        for k in turns:
-            x = np.rot90(batch[:, :, ::-1] if flip else batch, k, axes=(1, 2))
-            y = np.rot90(predict(model, np.ascontiguousarray(x)), -k, axes=(1, 2))
-            preds.append(y[:, :, ::-1] if flip else y)
-    return np.mean(preds, axis=0)
+    return np.mean(_augmented_predictions(lambda x: predict(model, x), batch, (1, 2)), axis=0)
 
 
 def _weights(h, w):
@@ -215,11 +223,6 @@ def predict_image(model, image: np.ndarray, mode: str = "resize", normalization=
     return _back_to(prob, h, w)
 
 
-def _transforms(h, w):
-    # Quarter turns of a non-square image would change its shape; half turns do not.
-    return [(flip, k) for flip in (False, True) for k in (range(4) if h == w else (0, 2))]
-
-
 def predict_samples(model, image: np.ndarray, method: str, samples: int = 8,
                     mode: str = "resize", normalization="auto", overlap: float = 0.5,
                     pad_value=0) -> np.ndarray:
@@ -231,16 +234,13 @@ def predict_samples(model, image: np.ndarray, method: str, samples: int = 8,
     """
     from kerasmed.evaluation.calibration import mc_dropout
 
+    if method not in UNCERTAINTY_METHODS:
+        raise ValueError(f"uncertainty method must be "
+                         f"{' or '.join(repr(m) for m in UNCERTAINTY_METHODS)}, got {method!r}")
     if method == "tta":
-        outs = []
-        for flip, k in _transforms(*image.shape[:2]):
-            x = np.ascontiguousarray(np.rot90(image[:, ::-1] if flip else image, k))
-            y = np.rot90(predict_image(model, x, mode, normalization, overlap,
-                                       pad_value=pad_value), -k)
-            outs.append(y[:, ::-1] if flip else y)
-        return np.stack(outs)
-    if method != "mc_dropout":
-        raise ValueError(f"uncertainty method must be 'tta' or 'mc_dropout', got {method!r}")
+        return np.stack(_augmented_predictions(
+            lambda x: predict_image(model, x, mode, normalization, overlap, pad_value=pad_value),
+            image, (0, 1)))
     with mc_dropout(model):
         return np.stack([predict_image(model, image, mode, normalization, overlap,
                                        pad_value=pad_value, predict=eager_predict)

@@ -11,12 +11,18 @@ import numpy as np
 from kerasmed.evaluation import instances as km_instances
 from kerasmed.evaluation.panoptic import PANOPTIC_SCORES
 
-__all__ = ["Postprocess", "OBJECT_SCORES", "SOURCES", "DISTANCE_FOREGROUND",
-           "PROBABILITY_FOREGROUND", "postprocess_defaults"]
+__all__ = ["Postprocess", "OBJECT_SCORES", "SUMMARY_OBJECT_SCORES", "SOURCES",
+           "INSTANCE_CHOICES", "DISTANCE_FOREGROUND", "PROBABILITY_FOREGROUND",
+           "postprocess_defaults"]
 
 OBJECT_SCORES = ("aji", "object_f1", "object_precision", "object_recall",
                  "object_dice") + PANOPTIC_SCORES
+# The object scores an evaluation's one-line summary shows (kerasmed-eval's closing line).
+SUMMARY_OBJECT_SCORES = ("aji", "object_f1", "object_dice", "pq")
 SOURCES = ("distance", "probability")
+# Whether to score objects (kerasmed-eval --instances): auto (distance-map runs and
+# instance-label datasets), on, off, or the kind of output to split into objects.
+INSTANCE_CHOICES = ("auto", "on", "off") + SOURCES
 # With per-object normalised distance targets every object pixel is above 0.05.
 DISTANCE_FOREGROUND = 0.05
 PROBABILITY_FOREGROUND = 0.5

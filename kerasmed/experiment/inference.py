@@ -16,7 +16,7 @@ from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.inference import InferenceSettings, model_input_shape
 from kerasmed.experiment.pipeline import Experiment, postprocess_for
-from kerasmed.experiment.schema import ConfigError, section_defaults
+from kerasmed.experiment.schema import ConfigError
 from kerasmed.models.registry import task_of
 from kerasmed.training.guard import non_finite_weights
 
@@ -49,12 +49,11 @@ class InferenceRun:
 
     def postprocess(self, samples, instances=None, **overrides):
         """Object scoring for these samples (see ``Experiment.postprocess``); a bare model
-        takes the ``postprocess`` section's defaults."""
+        takes ``Postprocess``'s defaults."""
         if self.experiment is not None:
             return self.experiment.postprocess(samples, instances, **overrides)
-        settings = section_defaults("postprocess")
-        settings.update((k, v) for k, v in overrides.items() if v is not None)
-        return postprocess_for(settings, samples, instances)
+        return postprocess_for({k: v for k, v in overrides.items() if v is not None}, samples,
+                               instances)
 
 
 def is_kfold_parent(path) -> bool:

@@ -21,7 +21,7 @@ from kerasmed.data.splits import make_split, split_from_record
 from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.inference import InferenceSettings
 from kerasmed.evaluation.cleaning import MaskCleaning
-from kerasmed.evaluation.objects import Postprocess, postprocess_defaults
+from kerasmed.evaluation.objects import SOURCES, Postprocess, postprocess_defaults
 from kerasmed.experiment.schema import (SCHEMA, ConfigError, load_config, read_experiment,
                                         validate_config)
 from kerasmed.models.registry import build, task_of
@@ -311,18 +311,19 @@ _OBJECT_SETTINGS = tuple(postprocess_defaults())
 
 
 def postprocess_for(settings: dict, samples, instances=None, distance=False):
-    """``Postprocess`` (or ``None``) from a ``postprocess`` section's ``settings`` (defaults
-    filled in), the evaluated ``samples`` and an ``instances`` choice that overrides it; see
-    ``Experiment.postprocess``. ``distance``: the network regresses distance maps."""
+    """``Postprocess`` (or ``None``) from a ``postprocess`` section's ``settings`` (a setting
+    left out: its default, ``Postprocess``'s own; ``instances``: auto), the evaluated
+    ``samples`` and an ``instances`` choice that overrides it; see ``Experiment.postprocess``.
+    ``distance``: the network regresses distance maps."""
     unknown = set(settings) - set(_POSTPROCESS_KEYS)
     if unknown:
         raise ValueError(f"unknown postprocess settings {sorted(unknown)}")
-    choice = instances or {True: "on", False: "off"}.get(settings["instances"], "auto")
+    choice = instances or {True: "on", False: "off"}.get(settings.get("instances"), "auto")
     if choice == "auto":
         choice = "on" if distance or any(s.mask_type == "instances" for s in samples) else "off"
     if choice == "off":
         return None
-    source = choice if choice in ("distance", "probability") else \
+    source = choice if choice in SOURCES else \
         ("distance" if distance else "probability")
     return Postprocess(source=source, **{k: v for k, v in settings.items()
                                          if k in _OBJECT_SETTINGS})

@@ -31,6 +31,7 @@ from kerasmed import losses as km_losses
 from kerasmed import metrics as km_metrics
 from kerasmed.data.augment import validate_augmentation
 from kerasmed.data.dataset import TRAINING_MASK_MODES
+from kerasmed.data.io import ON_ERROR
 from kerasmed.data.memory import physical_memory_bytes
 from kerasmed.data.normalize import parse_normalization
 from kerasmed.data.readers import READERS
@@ -49,7 +50,7 @@ from kerasmed.training.unfreeze import UnfreezeEncoder
 
 __all__ = ["ConfigError", "Field", "SCHEMA", "DATASETS", "PRECISIONS", "load_config",
            "section_defaults", "read_experiment", "validate_config", "parse_override",
-           "apply_overrides"]
+           "apply_overrides", "set_path", "KeyPathError"]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DATASETS = tuple(SYNTHETIC_DATASETS) + tuple(READERS)
@@ -302,7 +303,7 @@ SCHEMA: dict = {
                                       "on foreground (nnU-Net: 1/3)"),
         "val_fraction": Field(_FLOAT, 0.2, check=_fraction),
         "cache": Field(_BOOL, False, doc="keep decoded, resized samples in memory"),
-        "on_error": Field(_STR, "raise", choices=("raise", "skip"),
+        "on_error": Field(_STR, "raise", choices=ON_ERROR,
                           doc="an unreadable image: fail, or skip it and list it"),
         "workers": Field(_INT, 1, check=_positive),
         "use_multiprocessing": Field(_BOOL, False),
@@ -603,25 +604,82 @@ def parse_override(text: str):
     return key.strip().split("."), parsed
 
 
+class KeyPathError(KeyError):
+    """A dotted key ``set_path`` cannot set. ``args[0]`` says why, naming the key;
+    ``parent`` is the key (a list of parts) whose value is not an object that the next part
+    can name (a number, a string, a list and a part that is not an index), or ``None`` when
+    the path is wrong in another way (a list index out of range, an item of a missing
+    list)."""
+
+    def __init__(self, message, parent=None):
+        super().__init__(message)
+        self.parent = parent
+
+
+def set_path(raw: dict, keys, value, fresh=None):
+    """Set the value at ``keys`` (``"a.b.0.c"`` or its parts; numbers index lists) in ``raw``.
+
+    A missing object on the way is created: ``fresh(parts)`` (the parts up to it) gives its
+    starting value, or ``None`` for an empty object. Raises ``KeyPathError`` naming the part
+    that cannot be reached.
+    """
+    parts = keys.split(".") if isinstance(keys, str) else list(keys)
+    node = raw
+    for i, part in enumerate(parts):
+        where = ".".join(parts[:i + 1])
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise KeyPathError(f"{where}: the list has {len(node)} item(s)",
+                                   None if part.isdigit() else parts[:i])
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if part not in node:
+                    start = fresh(parts[:i + 1]) if fresh is not None else None
+                    if start is None and parts[i + 1].isdigit():
+                        raise KeyPathError(f"{where}: not in the experiment, so it has no item "
+                                           f"{parts[i + 1]}")
+                    node[part] = {} if start is None else start
+                node = node[part]
+        else:
+            problem = "its parent is" if last else "is"
+            raise KeyPathError(f"{where}: {problem} not an object or a list", parts[:i])
+
+
+def _schema_default(parts):
+    """The starting value of a missing object at ``parts``: a copy of its setting's default
+    when that is an object or a list (``training.optimizer``), else an empty object (a key
+    the schema does not know is then named by the validation, with the nearest valid one)."""
+    schema = SCHEMA
+    for k in parts[:-1]:
+        schema = schema.get(k) if isinstance(schema, dict) else None
+    spec = schema.get(parts[-1]) if isinstance(schema, dict) else None
+    if isinstance(spec, Field) and isinstance(spec.default, (dict, list)):
+        return copy.deepcopy(spec.default)
+    return {}
+
+
 def apply_overrides(raw: dict, overrides=(), where: str = "<config>") -> dict:
-    """Set each ``KEY=VALUE`` override (``kerasmed-train --set``) in the raw experiment ``raw``.
+    """Set each ``KEY=VALUE`` override (``kerasmed-train --set``) in the raw experiment ``raw``
+    (numbers in KEY index lists: ``data.augmentation.0.probability``).
 
     Returns ``raw``, changed in place; raises ``ConfigError`` naming the override at fault.
     """
     for override in overrides:
         keys, value = parse_override(override)
-        node, schema = raw, SCHEMA
-        for k in keys[:-1]:
-            spec = schema.get(k) if isinstance(schema, dict) else None
-            # A key inside an object-valued setting (training.optimizer.learning_rate) starts
-            # from that setting's default, so the rest of the default is kept.
-            fresh = copy.deepcopy(spec.default) if isinstance(spec, Field) and isinstance(
-                spec.default, dict) else {}
-            node = node.setdefault(k, fresh)
-            schema = spec if isinstance(spec, dict) else None
-            if not isinstance(node, dict):
-                raise ConfigError([f"--set {override}: {k} is not an object"])
-        node[keys[-1]] = value
+        # A key inside an object-valued setting (training.optimizer.learning_rate) starts
+        # from that setting's default, so the rest of the default is kept.
+        try:
+            set_path(raw, keys, value, fresh=_schema_default)
+        except KeyPathError as err:
+            problem = err.args[0] if err.parent is None else f"{err.parent[-1]} is not an object"
+            raise ConfigError([f"--set {override}: {problem}"]) from None
     return raw
 
 

@@ -40,7 +40,7 @@ import keras
 import numpy as np
 
 from kerasmed.experiment.pipeline import Experiment
-from kerasmed.experiment.schema import ConfigError, read_experiment, validate_config
+from kerasmed.experiment.schema import ConfigError, read_experiment, set_path, validate_config
 from kerasmed.runfiles import create_run_dir, write_json_atomic
 
 __all__ = ["SAMPLERS", "PRUNERS", "HEARTBEAT_SECONDS", "RETRIES", "check_search_space",
@@ -57,35 +57,6 @@ HEARTBEAT_SECONDS = 60
 # How many times a trial whose worker died is run again (RetryFailedTrialCallback).
 RETRIES = 2
 _WEIGHT_KEYS = {"key", "size", "total", "min"}
-
-
-def set_path(raw: dict, dotted: str, value):
-    """Set ``dotted`` (``a.b.0.c``: numbers index lists) in the raw experiment ``raw``;
-    missing objects are created. Raises ``KeyError`` naming the part that does not exist."""
-    parts = dotted.split(".")
-    node = raw
-    for i, part in enumerate(parts[:-1]):
-        where = ".".join(parts[:i + 1])
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise KeyError(f"{where}: the list has {len(node)} item(s)")
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            if part not in node and parts[i + 1].isdigit():
-                raise KeyError(f"{where}: not in the experiment, so it has no item "
-                               f"{parts[i + 1]}")
-            node = node.setdefault(part, {})
-        else:
-            raise KeyError(f"{where}: is not an object or a list")
-    last = parts[-1]
-    if isinstance(node, list):
-        if not last.isdigit() or int(last) >= len(node):
-            raise KeyError(f"{dotted}: the list has {len(node)} item(s)")
-        node[int(last)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise KeyError(f"{dotted}: its parent is not an object or a list")
 
 
 def _with_defaults(raw):

@@ -16,7 +16,7 @@ import numbers
 import keras
 from keras import layers
 
-from kerasmed.models.blocks import check_input_size, default_activation
+from kerasmed.models.blocks import check_choice, check_input_size, default_activation
 from kerasmed.models.registry import register_model
 from kerasmed.models.side_outputs import output_activation, side_logits
 
@@ -56,12 +56,6 @@ def _check_positive_int(value, argument, minimum=1):
     if not _is_int(value) or value < minimum:
         raise ValueError(f"{argument} must be an integer >= {minimum}, got {value!r}")
     return int(value)
-
-
-def _check_choice(value, argument, choices):
-    if value not in choices:
-        raise ValueError(f"{argument} must be one of {choices}, got {value!r}")
-    return value
 
 
 def default_side_levels(n_stages: int) -> tuple:
@@ -153,8 +147,8 @@ def planned_unet_parameters(widths, in_channels, classes, convs_per_stage=2, nor
     in_channels = _check_positive_int(in_channels, "in_channels")
     classes = _check_positive_int(classes, "classes")
     convs_per_stage = _check_positive_int(convs_per_stage, "convs_per_stage")
-    _check_choice(norm, "norm", NORMS)
-    _check_choice(upsampling, "upsampling", UPSAMPLING)
+    check_choice(norm, "norm", NORMS)
+    check_choice(upsampling, "upsampling", UPSAMPLING)
     sides = _side_levels(len(widths), deep_supervision, deep_supervision_scales)
 
     total = 0
@@ -303,8 +297,8 @@ def planned_unet(input_shape=(256, 256, 1), classes=1, activation=_AUTO,
     widths = _check_widths(widths)
     classes = _check_positive_int(classes, "classes")
     convs_per_stage = _check_positive_int(convs_per_stage, "convs_per_stage")
-    _check_choice(norm, "norm", NORMS)
-    _check_choice(upsampling, "upsampling", UPSAMPLING)
+    check_choice(norm, "norm", NORMS)
+    check_choice(upsampling, "upsampling", UPSAMPLING)
     if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool) \
             or negative_slope < 0:
         raise ValueError(f"negative_slope must be a number >= 0, got {negative_slope!r}")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerasmed.models.blocks import check_input_size, conv_bn_act, default_activation
+from kerasmed.models.blocks import check_choice, check_depth, conv_bn_act, default_activation
+from kerasmed.models.blocks.generic import POOLINGS, UPSAMPLE_MODES
 from kerasmed.models.registry import register_model
 from kerasmed.models.side_outputs import output_activation, side_logits
 
@@ -160,14 +161,9 @@ def u2net(input_shape=(320, 320, 3), classes=1, activation=_AUTO, variant="full"
     for ``"small"``, equal to the authors' PyTorch ``U2NET`` and ``U2NETP`` counted with
     torch (the paper gives 176.3 MB and 4.7 MB, about 44.0M and 1.13M parameters).
     """
-    if pooling not in ("max", "strided"):
-        raise ValueError(f"pooling must be 'max' or 'strided', got {pooling!r}")
-    if upsampling not in ("bilinear", "nearest", "transpose"):
-        raise ValueError(f"upsampling must be 'bilinear', 'nearest' or 'transpose', "
-                         f"got {upsampling!r}")
-    if depth < 2:
-        raise ValueError(f"{name}: depth must be at least 2, got {depth}")
-    check_input_size(input_shape, 2**depth, name)
+    check_choice(pooling, "pooling", POOLINGS)
+    check_choice(upsampling, "upsampling", UPSAMPLE_MODES)
+    check_depth(input_shape, depth, name, minimum=2)
     if activation == _AUTO:
         activation = default_activation(classes)
     stages = _stages(variant, filters, depth)

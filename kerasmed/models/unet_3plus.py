@@ -6,7 +6,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from kerasmed.models.blocks import check_input_size, conv_bn_act, default_activation
+from kerasmed.models.blocks import check_choice, check_depth, conv_bn_act, default_activation
+from kerasmed.models.blocks.generic import POOLINGS, UPSAMPLE_MODES
 from kerasmed.models.registry import register_model
 from kerasmed.models.side_outputs import output_activation, side_logits
 
@@ -129,14 +130,9 @@ def unet_3plus(input_shape=(320, 320, 3), classes=1, activation=_AUTO, filters=6
     paper's 26.97M), 26,989,637 with it (``UNet_3Plus_DeepSup``: 26,989,637) and 26,991,687
     with the CGM (``UNet_3Plus_DeepSup_CGM``: 26,991,687).
     """
-    if pooling not in ("max", "strided"):
-        raise ValueError(f"pooling must be 'max' or 'strided', got {pooling!r}")
-    if upsampling not in ("bilinear", "nearest", "transpose"):
-        raise ValueError(f"upsampling must be 'bilinear', 'nearest' or 'transpose', "
-                         f"got {upsampling!r}")
-    if depth < 1:
-        raise ValueError(f"{name}: depth must be at least 1, got {depth}")
-    check_input_size(input_shape, 2**depth, name)
+    check_choice(pooling, "pooling", POOLINGS)
+    check_choice(upsampling, "upsampling", UPSAMPLE_MODES)
+    check_depth(input_shape, depth, name)
     if activation == _AUTO:
         activation = default_activation(classes)
     skip_filters = skip_filters or filters

@@ -6,14 +6,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerasmed.models.blocks import check_input_size, conv_bn_act, default_activation
+from kerasmed.models.blocks import check_choice, check_depth, conv_bn_act, default_activation
+from kerasmed.models.blocks.generic import UPSAMPLE_MODES as UPSAMPLING_MODES
 from kerasmed.models.registry import register_model
 from kerasmed.models.side_outputs import output_activation
 
 __all__ = ["unet_plus_plus"]
 
 _AUTO = "auto"
-UPSAMPLING_MODES = ("transpose", "bilinear", "nearest")
 
 
 def _node(x, filters, *, name, convs, batch_norm, dropout, conv_activation, regularizer):
@@ -98,11 +98,8 @@ def unet_plus_plus(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filte
     Parameters at 96x96x1, one class, the defaults: 9,041,601, equal to the authors'
     ``Nest_Net`` (9,041,601; the paper's Table 1 gives 9.04M).
     """
-    if upsampling not in UPSAMPLING_MODES:
-        raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
-    if depth < 1:
-        raise ValueError(f"{name}: depth must be at least 1, got {depth}")
-    check_input_size(input_shape, 2**depth, name)
+    check_choice(upsampling, "upsampling", UPSAMPLING_MODES)
+    check_depth(input_shape, depth, name)
     if activation == _AUTO:
         activation = default_activation(classes)
     regularizer = keras.regularizers.L2(weight_decay) if weight_decay else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from kerasmed.models.blocks import check_input_size, default_activation, segmentation_head
+from kerasmed.models.blocks import check_depth, default_activation, segmentation_head
 from kerasmed.models.registry import register_model
 
 __all__ = ["vnet_2d", "RepeatChannels"]
@@ -107,9 +107,7 @@ def vnet_2d(input_shape=(256, 256, 3), classes=1, activation=_AUTO, filters=16, 
     configuration in 2D), 13,276,113 at 256x256x3 with one class. The paper gives no
     parameter count (its network is 3D: 5x5x5 kernels, about five times as many weights).
     """
-    if depth < 1:
-        raise ValueError(f"{name}: depth must be at least 1, got {depth}")
-    check_input_size(input_shape, 2**depth, name)
+    check_depth(input_shape, depth, name)
     if activation == _AUTO:
         activation = default_activation(classes)
     convs = [min(s + 1, max_convs) for s in range(depth + 1)]

@@ -4,10 +4,9 @@ Keras 3 on TensorFlow, without a distribution strategy, creates whatever state i
 missing while it traces the first train step: the optimizer's slot variables, the loss tracker
 of each output of a model with several, and the variables of metrics named by a string
 ("accuracy"). ``tf.function`` then traces the whole step a second time, to lift those
-variables out of the graph. Created beforehand, the step is traced once: the first ``fit``
-call of a fresh 16-filter U-Net (64x64, batch 4, 2-core CPU) took 4.5 s instead of 7.9 s, of
-DRRMSAN 23.5 s instead of 40.2 s, of a ResNet50 Unet 20.8 s instead of 34.3 s
-(``benchmarks/first_step.py``; ``benchmarks/RESULTS.md``, 2026-12-03). On JAX and PyTorch,
+variables out of the graph. Created beforehand, the step is traced once, and the first
+``fit`` call takes markedly less time (``benchmarks/first_step.py``; the figures are in
+``benchmarks/RESULTS.md``). On JAX and PyTorch,
 and under a ``tf.distribute`` strategy, Keras builds the same state before tracing, so these
 calls change nothing there. ``UnfreezeEncoder`` builds it again after its recompile.
 """
@@ -33,8 +32,8 @@ def build_training_state(model, batch):
     ``(x, y, sample_weight)``: the optimizer's slots, the loss trackers, the metrics.
 
     This is the symbolic build Keras itself runs first under a distribution strategy
-    (``kerasmed.keras_private.symbolic_build``: shapes only, no step is run; 0.28 s for the
-    U-Net above, 1.0 s for the ResNet50 Unet), in the model's strategy scope so that under
+    (``kerasmed.keras_private.symbolic_build``: shapes only, no step is run, so it costs a
+    fraction of the trace it saves), in the model's strategy scope so that under
     tf.distribute the variables are the strategy's. A Keras without it is left to build the
     state in the traced step, as before. Returns the model.
     """

@@ -1,22 +1,18 @@
 """Whether kerasmed compiles the train step with XLA: the rule behind ``jit_compile: "auto"``.
 
-The rule is a table per backend and device kind (``benchmarks/train_speed.py --sections
-compile``; figures in ``benchmarks/RESULTS.md``):
+The rule is a table per backend and device kind, chosen from measurements
+(``benchmarks/train_speed.py --sections compile``); the figures, with their dates and
+machines, are in ``benchmarks/RESULTS.md``:
 
-- TensorFlow on a CPU: no XLA. Measured on the 2-core development machine for the eight
-  networks of the peers table (2026-12-02 and -03), XLA made the step slower for six (UNet++
-  2.1x, Unet ResNet50 1.5x, the VGG16 Unet and FPN about 1.28x, R2U-Net 1.17x, the U-Net
-  1.05x), moved the MultiResUNet either way within the noise (1.07x slower, then 1.06x
-  faster), was faster only for the Attention U-Net (1.10x, against a 7 % gap between two
-  identical settings in the same run), and it adds tens of seconds of compilation to every
-  run.
-- TensorFlow on a GPU: XLA, Keras' own choice there. Not a kerasmed measurement: the lent GPU
-  machines have no TensorFlow.
-- JAX: always jit. ``jit_compile=False`` under JAX runs every op eagerly: on the same CPU
-  the U-Net's ``fit`` step took 7.1x as long without jit (2026-12-02).
-- PyTorch: eager. ``jit_compile=True`` means ``torch.compile``: on the same CPU the U-Net's
-  ``fit`` step took 1.27x as long with it (``train_on_batch`` 1.21x), after minutes of
-  compilation in which torch._dynamo hit its recompile limit on Keras' functional ``call``.
+- TensorFlow on a CPU: no XLA. On the development machine XLA made the step slower for most
+  networks of the peers table, faster for none beyond the noise, and it adds tens of seconds
+  of compilation to every run.
+- TensorFlow on a GPU: XLA, Keras' own choice there (not a kerasmed measurement).
+- JAX: always jit. ``jit_compile=False`` under JAX runs every op eagerly, several times
+  slower.
+- PyTorch: eager. ``jit_compile=True`` means ``torch.compile``, which made the step slower
+  after minutes of compilation (torch._dynamo hit its recompile limit on Keras' functional
+  ``call``).
 
 An explicit ``true`` / ``false`` in an experiment is used as given.
 """

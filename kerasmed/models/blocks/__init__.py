@@ -11,7 +11,8 @@ checkpoints and Grad-CAM can find layers by readable names.
 """
 
 from kerasmed.models.blocks.generic import (conv_bn_act, conv_block, upsample, segmentation_head,
-                                            check_input_size, default_activation)  # noqa: F401
+                                            check_input_size, check_depth, check_choice,
+                                            default_activation)  # noqa: F401
 from kerasmed.models.blocks.unet import (UPSAMPLING_MODES, decoder_upsample, attention_gate,
                                          gated_skip_concat, recurrent_conv, rrcnn_block,
                                          residual_block, aspp, cbam, ChannelPool,
@@ -22,6 +23,7 @@ from kerasmed.models.blocks.multires import (conv2d_bn, multires_widths, multire
                                              res_path, MinPooling2D, min_pool, multi_branch_gate)  # noqa: F401
 
 __all__ = ["conv_bn_act", "conv_block", "upsample", "segmentation_head", "check_input_size",
+           "check_depth", "check_choice",
            "default_activation", "UPSAMPLING_MODES", "decoder_upsample", "attention_gate",
            "gated_skip_concat", "recurrent_conv", "rrcnn_block", "residual_block", "aspp", "cbam",
            "ChannelPool", "SpatialBroadcast", "unet_decoder_block", "linknet_decoder_block",

@@ -6,7 +6,22 @@ from __future__ import annotations
 from keras import layers
 
 __all__ = ["conv_bn_act", "conv_block", "upsample", "segmentation_head", "check_input_size",
-           "default_activation"]
+           "default_activation", "check_choice", "check_depth", "INTERPOLATIONS", "UPSAMPLE_MODES", "POOLINGS"]
+
+# Interpolations of a 2x upsampling (keras.layers.UpSampling2D).
+INTERPOLATIONS = ("bilinear", "nearest")
+# ``upsample``'s modes, and the ``upsampling`` choices of the networks that upsample with a
+# transpose conv or an interpolation (UNet++, U^2-Net, UNet 3+).
+UPSAMPLE_MODES = ("transpose",) + INTERPOLATIONS
+# Downsampling between encoder levels: max pooling, or a 2x2 stride-2 conv (U^2-Net, UNet 3+).
+POOLINGS = ("max", "strided")
+
+
+def check_choice(value, argument: str, choices):
+    """``value`` if it is one of ``choices``, else ``ValueError`` naming ``argument``."""
+    if value not in choices:
+        raise ValueError(f"{argument} must be one of {choices}, got {value!r}")
+    return value
 
 
 def conv_bn_act(x, filters, kernel_size=3, *, name, strides=1, dilation_rate=1, activation="relu",
@@ -44,9 +59,8 @@ def upsample(x, filters, *, name, mode="transpose"):
     """
     if mode == "transpose":
         return layers.Conv2DTranspose(filters, 2, strides=2, padding="same", name=f"{name}_upconv")(x)
-    if mode in ("bilinear", "nearest"):
-        return layers.UpSampling2D(2, interpolation=mode, name=f"{name}_upsample")(x)
-    raise ValueError(f"upsampling must be 'transpose', 'bilinear' or 'nearest', got {mode!r}")
+    check_choice(mode, "upsampling", UPSAMPLE_MODES)
+    return layers.UpSampling2D(2, interpolation=mode, name=f"{name}_upsample")(x)
 
 
 def segmentation_head(x, classes, activation, *, name="head"):
@@ -69,6 +83,14 @@ def check_input_size(input_shape, stride: int, model_name: str):
                 f"{model_name}: input size {tuple(input_shape[:2])} must be divisible by {stride} "
                 f"(the network's total stride)"
             )
+
+
+def check_depth(input_shape, depth: int, model_name: str, minimum: int = 1):
+    """Raise ``ValueError`` unless ``depth`` (the number of 2x downsamplings) is at least
+    ``minimum`` and the input's spatial sizes are divisible by ``2**depth``."""
+    if depth < minimum:
+        raise ValueError(f"{model_name}: depth must be at least {minimum}, got {depth}")
+    check_input_size(input_shape, 2**depth, model_name)
 
 
 def default_activation(classes: int) -> str:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from kerasmed.models.blocks.generic import conv_bn_act, upsample
+from kerasmed.models.blocks.generic import (INTERPOLATIONS, UPSAMPLE_MODES, check_choice,
+                                            conv_bn_act, upsample)
 
 __all__ = ["UPSAMPLING_MODES", "decoder_upsample", "attention_gate", "gated_skip_concat",
            "recurrent_conv", "rrcnn_block", "residual_block", "aspp", "cbam", "ChannelPool",
            "SpatialBroadcast"]
 
-UPSAMPLING_MODES = ("transpose", "bilinear", "nearest", "bilinear_conv", "nearest_conv")
+# ``upsample``'s modes, and each interpolation followed by a conv (``decoder_upsample``).
+UPSAMPLING_MODES = UPSAMPLE_MODES + tuple(f"{mode}_conv" for mode in INTERPOLATIONS)
 
 
 def decoder_upsample(x, filters, *, name, mode="transpose", batch_norm=True):
@@ -23,8 +25,7 @@ def decoder_upsample(x, filters, *, name, mode="transpose", batch_norm=True):
     apply a 3x3 conv-BN-ReLU to ``filters`` channels: the "up-conv" of the R2U-Net and Attention
     U-Net papers' code, which halves the channels before the skip is concatenated.
     """
-    if mode not in UPSAMPLING_MODES:
-        raise ValueError(f"upsampling must be one of {UPSAMPLING_MODES}, got {mode!r}")
+    check_choice(mode, "upsampling", UPSAMPLING_MODES)
     if mode.endswith("_conv"):
         x = upsample(x, filters, name=name, mode=mode[: -len("_conv")])
         return conv_bn_act(x, filters, name=f"{name}_up", batch_norm=batch_norm)
