@@ -1,6 +1,6 @@
 """Every backbone in every family at full size: build, one training step, .keras save/reload.
 
-For each backbone of ``kerasmed.models.backbones.BACKBONES`` and each of Unet, FPN, Linknet and
+For each backbone of ``kerasmed.models.encoders.BACKBONES`` and each of Unet, FPN, Linknet and
 PSPNet (random encoder weights, one sigmoid class), this builds the model at 256x256x3 (PSPNet
 at 288x288x3, the nearest size its rule allows: a multiple of 6 * downsample_factor = 48),
 trains one step (SGD, batch 1, eager, to keep memory and time down on a CPU), saves it as
@@ -82,7 +82,7 @@ def main(argv=None):
     parser.add_argument("--out", default="backbone_matrix.csv")
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from kerasmed.models.backbones import list_backbones
+    from kerasmed.models.encoders import list_backbones
 
     backbones = [b for b in args.backbones.split(",") if b] or list_backbones()
     families = [f for f in args.families.split(",") if f]

@@ -5,8 +5,8 @@ import numpy as np
 from keras import layers
 
 from kerasmed.models import build
-from kerasmed.models.backbones import build_encoder
-from kerasmed.models.bias_folding import fold_conv_biases, foldable_convolutions
+from kerasmed.models.encoders import build_encoder
+from kerasmed.models.encoders.bias_folding import fold_conv_biases, foldable_convolutions
 
 SIZE = 64
 

@@ -8,7 +8,7 @@ import pytest
 
 from _model_checks import train_step_and_round_trip
 from kerasmed.models import DeepLabV3Plus, UnetPlusPlus, build, default_config
-from kerasmed.models.backbones import build_encoder
+from kerasmed.models.encoders import build_encoder
 from kerasmed.models.deeplab import dilated_encoder
 
 # Trainable parameters of segmentation_models_pytorch's UnetPlusPlusDecoder / DeepLabV3PlusDecoder

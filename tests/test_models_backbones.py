@@ -1,5 +1,5 @@
 """Pretrained-backbone Unet, FPN, Linknet and PSPNet (kerasmed.models.backbone_models),
-the backbone table (kerasmed.models.backbones) and encoder unfreezing (kerasmed.training.unfreeze).
+the backbone table (kerasmed.models.encoders) and encoder unfreezing (kerasmed.training.unfreeze).
 
 Everything runs offline with ``encoder_weights=None`` or local weight files; ImageNet loading is
 exercised through Keras' real cache path with a locally written file, and the offline failure
@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from kerasmed.models import FPN, Linknet, PSPNet, Unet, build, default_config, get_spec
-from kerasmed.models.backbones import (BACKBONES, BackbonePreprocessing, BackboneSpec,
-                                       WeightsUnavailableError, build_encoder, get_backbone_spec,
-                                       imagenet_weights_file, keras_cache_dir)
+from kerasmed.models.encoders import (BACKBONES, BackbonePreprocessing, BackboneSpec,
+                                      WeightsUnavailableError, build_encoder, get_backbone_spec,
+                                      imagenet_weights_file, keras_cache_dir)
 from kerasmed.training.unfreeze import UnfreezeEncoder, unfreeze_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -322,7 +322,7 @@ def unreachable(*args, **kwargs):
 socket.getaddrinfo = unreachable
 socket.socket.connect = unreachable
 from kerasmed.models import Unet
-from kerasmed.models.backbones import WeightsUnavailableError
+from kerasmed.models.encoders import WeightsUnavailableError
 start = time.perf_counter()
 try:
     Unet("resnet50", input_shape=(64, 64, 3), encoder_weights="imagenet")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kerasmed.models import build, default_config, get_spec
-from kerasmed.models.backbones import WeightsUnavailableError
+from kerasmed.models.encoders import WeightsUnavailableError
 from kerasmed.models.transformer_blocks import (DepthToSpace, SpaceToDepth, WindowAttention,
                                                 relative_position_index, shifted_window_mask,
                                                 window_layout, window_partition, window_reverse)

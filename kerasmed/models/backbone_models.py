@@ -8,11 +8,12 @@ and defaults of segmentation_models 1.0.1 (Yakubovskiy 2019).
 - ``Linknet``: Chaurasia & Culurciello, "LinkNet", VCIP 2017, arXiv:1707.03718.
 - ``PSPNet``: Zhao et al., "Pyramid Scene Parsing Network", CVPR 2017, arXiv:1612.01105.
 
-Every model has the same front: ``image`` (float in [0, 1], 1 or 3 channels) ->
-``preprocessing`` (``BackbonePreprocessing``: grey to RGB and the backbone's own scaling) ->
-``encoder`` (a nested ``keras.Model`` cut from ``keras.applications``; freeze it with
-``model.get_layer("encoder").trainable = False`` or ``encoder_freeze=True``, and unfreeze it
-during training with ``kerasmed.training.unfreeze.UnfreezeEncoder``). Decoder layers carry
+Every model has the same front (``kerasmed.models.encoders.front``): ``image`` (float in [0, 1],
+1 or 3 channels) -> ``preprocessing`` (``BackbonePreprocessing``: grey to RGB and the
+backbone's own scaling) -> ``encoder`` (a nested ``keras.Model`` cut from
+``keras.applications``; freeze it with ``model.get_layer("encoder").trainable = False`` or
+``encoder_freeze=True``, and unfreeze it during training with
+``kerasmed.training.unfreeze.UnfreezeEncoder``). Decoder layers carry
 segmentation_models' names (``decoder_stage0a_conv``, ``fpn_stage_p5_add``, ``psp_level1`` ...).
 
 Differences from segmentation_models, all deliberate:
@@ -33,13 +34,11 @@ Differences from segmentation_models, all deliberate:
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
-from kerasmed.models.backbones import (BackbonePreprocessing, build_encoder, encoder_features,
-                                       get_backbone_spec)
-from kerasmed.models.blocks import (check_input_size, conv_bn_act, default_activation, fpn_block,
-                                    linknet_decoder_block, psp_pyramid_level, unet_decoder_block)
+from kerasmed.models.blocks import (conv_bn_act, fpn_block, linknet_decoder_block,
+                                    psp_pyramid_level, unet_decoder_block)
+from kerasmed.models.encoders.front import backbone_front, custom_taps, finish_model, shared_args
 from kerasmed.models.registry import register_model
 
 __all__ = ["Unet", "FPN", "Linknet", "PSPNet"]
@@ -47,42 +46,6 @@ __all__ = ["Unet", "FPN", "Linknet", "PSPNet"]
 _AUTO = "auto"
 _UPSTREAM = ("segmentation_models 1.0.1 defaults; kerasmed defaults classes=1, "
              "activation='auto', input_shape=(256, 256, 3)")
-
-
-def check_backbone_input(spec, input_shape, stride, what=None):
-    """Raise ``ValueError`` unless ``input_shape`` suits the encoder ``spec``: (H, W, 1) or
-    (H, W, 3), H and W divisible by ``stride`` (no check when falsy) and at least the
-    encoder's ``min_size``. ``what`` names the model in the stride message. Returns the shape
-    as a tuple."""
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3 or input_shape[-1] not in (1, 3):
-        raise ValueError(f"input_shape must be (H, W, 1) or (H, W, 3), got {input_shape}: the "
-                         f"{spec.name} encoder takes RGB, and grey images are repeated to RGB")
-    if stride:
-        check_input_size(input_shape, stride, what or f"{spec.name} encoder")
-    for size in input_shape[:2]:
-        if size is not None and size < spec.min_size:
-            raise ValueError(f"the {spec.name} encoder needs inputs of at least "
-                             f"{spec.min_size}x{spec.min_size}, got {input_shape[:2]}")
-    return input_shape
-
-
-def _front(backbone_name, input_shape, encoder_weights, strides, *, taps=None, stride_check=32):
-    """Input, preprocessing and encoder; returns (inputs, {stride: feature}, Encoder)."""
-    spec = get_backbone_spec(backbone_name)
-    input_shape = check_backbone_input(spec, input_shape, stride_check)
-    inputs = keras.Input(input_shape, name="image")
-    x = BackbonePreprocessing(spec.preprocessing, name="preprocessing")(inputs)
-    encoder = build_encoder(spec.name, (*input_shape[:2], 3), encoder_weights, strides, taps=taps)
-    return inputs, encoder_features(x, encoder, input_shape), encoder
-
-
-def _custom_taps(encoder_features_arg):
-    """segmentation_models' ``encoder_features`` (x16, x8, x4, x2 order) as {stride: tap}."""
-    if encoder_features_arg == "default":
-        return None
-    taps = list(encoder_features_arg)
-    return dict(zip((16, 8, 4, 2), taps))
 
 
 def _skip_decoder(block, backbone_name, input_shape, encoder_weights, encoder_features,
@@ -96,8 +59,9 @@ def _skip_decoder(block, backbone_name, input_shape, encoder_weights, encoder_fe
     """
     if len(decoder_filters) != 5:
         raise ValueError(f"decoder_filters needs 5 entries (strides 32 -> 1), got {decoder_filters}")
-    inputs, features, encoder = _front(backbone_name, input_shape, encoder_weights,
-                                       (2, 4, 8, 16, 32), taps=_custom_taps(encoder_features))
+    inputs, features, encoder = backbone_front(backbone_name, input_shape, encoder_weights,
+                                               (2, 4, 8, 16, 32),
+                                               taps=custom_taps(encoder_features))
     x = features[32]
     if encoder.ends_with_pooling:
         x = conv_bn_act(x, 512, 3, name="center_block1", batch_norm=decoder_use_batchnorm)
@@ -109,52 +73,12 @@ def _skip_decoder(block, backbone_name, input_shape, encoder_weights, encoder_fe
     return inputs, x, encoder
 
 
-def _finish(inputs, x, encoder, *, classes, activation, encoder_freeze, weights, name,
-            kernel_size=3, upsample=None):
-    """The head (conv to ``classes``, optional upsampling, activation; float32), the model."""
-    if activation == _AUTO:
-        activation = default_activation(classes)
-    x = layers.Conv2D(classes, kernel_size, padding="same", name="head_conv", dtype="float32")(x)
-    if upsample:
-        x = layers.UpSampling2D(upsample, interpolation="bilinear", name="head_upsampling",
-                                dtype="float32")(x)
-    if activation is not None:
-        x = layers.Activation(activation, name=f"head_{activation}", dtype="float32")(x)
-    model = keras.Model(inputs, x, name=name)
-    if encoder_freeze:
-        encoder.model.trainable = False
-    if weights is not None:
-        model.load_weights(weights)
-    return model
-
-
-_SHARED_DOC = """        backbone_name: an encoder of ``kerasmed.models.backbones.list_backbones()`` (vgg16,
-            resnet50, resnet50v2, densenet121, mobilenetv2, mobilenetv3large, inceptionv3,
-            efficientnetb0 ... b7, efficientnetv2b0 ... l, convnext_tiny ... xlarge ...).
-        input_shape: ``(H, W, C)`` with C = 1 or 3; images are floats in [0, 1].
-        classes: output channels.
-        activation: head activation; ``"auto"``: sigmoid for one class, softmax for several;
-            ``None``: logits.
-        weights: optional path of weights for the whole model (``model.load_weights``).
-        encoder_weights: ``"imagenet"`` (Keras' cache ~/.keras/models or $KERAS_HOME/models,
-            downloaded if absent; without internet ``WeightsUnavailableError`` names the file
-            to put there), ``None`` (random) or the path of a weights file for the encoder.
-        encoder_freeze: make the encoder (BatchNorm included) non-trainable.
-"""
-
-
-def _shared_args(builder):
-    """Put the arguments all four builders share into ``builder``'s docstring."""
-    builder.__doc__ = builder.__doc__.replace("        {shared}\n", _SHARED_DOC)
-    return builder
-
-
 @register_model(
     "backbone_unet",
     description="U-Net (Ronneberger 2015) on a pretrained keras.applications encoder "
                 "(segmentation_models' Unet)",
 )
-@_shared_args
+@shared_args
 def Unet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=_AUTO,
          weights=None, encoder_weights="imagenet", encoder_freeze=False,
          encoder_features="default", decoder_block_type="upsampling",
@@ -185,9 +109,9 @@ def Unet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation
     inputs, x, encoder = _skip_decoder(unet_decoder_block, backbone_name, input_shape,
                                        encoder_weights, encoder_features, decoder_filters,
                                        decoder_block_type, decoder_use_batchnorm)
-    return _finish(inputs, x, encoder, classes=classes, activation=activation,
-                   encoder_freeze=encoder_freeze, weights=weights,
-                   name=name or f"unet_{encoder.spec.name}")
+    return finish_model(inputs, x, encoder, classes=classes, activation=activation,
+                        encoder_freeze=encoder_freeze, weights=weights,
+                        name=name or f"unet_{encoder.spec.name}")
 
 
 @register_model(
@@ -196,7 +120,7 @@ def Unet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation
                 "encoder (segmentation_models' FPN)",
     defaults={"segmentation_filters": 128},
 )
-@_shared_args
+@shared_args
 def FPN(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=_AUTO,
         weights=None, encoder_weights="imagenet", encoder_freeze=False,
         encoder_features="default", pyramid_block_filters=256, segmentation_filters=None,
@@ -228,8 +152,9 @@ def FPN(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=
     if pyramid_aggregation not in ("sum", "concat"):
         raise ValueError(f"pyramid_aggregation must be 'sum' or 'concat', got {pyramid_aggregation!r}")
     seg_filters = segmentation_filters or pyramid_block_filters // 2
-    inputs, features, encoder = _front(backbone_name, input_shape, encoder_weights,
-                                       (2, 4, 8, 16, 32), taps=_custom_taps(encoder_features))
+    inputs, features, encoder = backbone_front(backbone_name, input_shape, encoder_weights,
+                                               (2, 4, 8, 16, 32),
+                                               taps=custom_taps(encoder_features))
     x = features[32]
     pyramid = {}
     for stage, stride in zip((5, 4, 3, 2), (16, 8, 4, 2)):
@@ -252,9 +177,9 @@ def FPN(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=
         x = layers.SpatialDropout2D(pyramid_dropout, name="pyramid_dropout")(x)
     x = conv_bn_act(x, seg_filters, 3, name="final_stage", batch_norm=pyramid_use_batchnorm)
     x = layers.UpSampling2D(2, interpolation="bilinear", name="final_upsampling")(x)
-    return _finish(inputs, x, encoder, classes=classes, activation=activation,
-                   encoder_freeze=encoder_freeze, weights=weights,
-                   name=name or f"fpn_{encoder.spec.name}")
+    return finish_model(inputs, x, encoder, classes=classes, activation=activation,
+                        encoder_freeze=encoder_freeze, weights=weights,
+                        name=name or f"fpn_{encoder.spec.name}")
 
 
 @register_model(
@@ -262,7 +187,7 @@ def FPN(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=
     description="LinkNet (Chaurasia & Culurciello 2017) on a pretrained keras.applications "
                 "encoder (segmentation_models' Linknet)",
 )
-@_shared_args
+@shared_args
 def Linknet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activation=_AUTO,
             weights=None, encoder_weights="imagenet", encoder_freeze=False,
             encoder_features="default", decoder_block_type="upsampling",
@@ -293,9 +218,9 @@ def Linknet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activat
     inputs, x, encoder = _skip_decoder(linknet_decoder_block, backbone_name, input_shape,
                                        encoder_weights, encoder_features, decoder_filters,
                                        decoder_block_type, decoder_use_batchnorm)
-    return _finish(inputs, x, encoder, classes=classes, activation=activation,
-                   encoder_freeze=encoder_freeze, weights=weights,
-                   name=name or f"linknet_{encoder.spec.name}")
+    return finish_model(inputs, x, encoder, classes=classes, activation=activation,
+                        encoder_freeze=encoder_freeze, weights=weights,
+                        name=name or f"linknet_{encoder.spec.name}")
 
 
 @register_model(
@@ -303,7 +228,7 @@ def Linknet(backbone_name="vgg16", input_shape=(256, 256, 3), classes=1, activat
     description="PSPNet (Zhao et al. 2017) on a pretrained keras.applications encoder "
                 "(segmentation_models' PSPNet)",
 )
-@_shared_args
+@shared_args
 def PSPNet(backbone_name="vgg16", input_shape=(384, 384, 3), classes=1, activation=_AUTO,
            weights=None, encoder_weights="imagenet", encoder_freeze=False, downsample_factor=8,
            psp_conv_filters=512, psp_pooling_type="avg", psp_use_batchnorm=True,
@@ -338,8 +263,8 @@ def PSPNet(backbone_name="vgg16", input_shape=(384, 384, 3), classes=1, activati
         if side is None or side % size:
             raise ValueError(f"PSPNet: input size {tuple(input_shape)[:2]} must be fixed and "
                              f"divisible by 6 * downsample_factor = {size}")
-    inputs, features, encoder = _front(backbone_name, input_shape, encoder_weights,
-                                       (downsample_factor,), stride_check=0)
+    inputs, features, encoder = backbone_front(backbone_name, input_shape, encoder_weights,
+                                               (downsample_factor,), stride_check=0)
     if downsample_factor not in features:
         raise ValueError(f"backbone {backbone_name!r} has no feature at stride {downsample_factor}")
     x = features[downsample_factor]
@@ -349,6 +274,6 @@ def PSPNet(backbone_name="vgg16", input_shape=(384, 384, 3), classes=1, activati
     x = conv_bn_act(x, psp_conv_filters, 1, name="aggregation", batch_norm=psp_use_batchnorm)
     if psp_dropout:
         x = layers.SpatialDropout2D(psp_dropout, name="spatial_dropout")(x)
-    return _finish(inputs, x, encoder, classes=classes, activation=activation,
-                   encoder_freeze=encoder_freeze, weights=weights,
-                   name=name or f"pspnet_{encoder.spec.name}", upsample=downsample_factor)
+    return finish_model(inputs, x, encoder, classes=classes, activation=activation,
+                        encoder_freeze=encoder_freeze, weights=weights,
+                        name=name or f"pspnet_{encoder.spec.name}", upsample=downsample_factor)

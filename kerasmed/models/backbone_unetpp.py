@@ -3,17 +3,17 @@ segmentation_models_pytorch's ``UnetPlusPlus`` (Zhou et al., "UNet++: A Nested U
 Architecture for Medical Image Segmentation", DLMIA 2018, arXiv:1807.10165).
 
 The front (``image`` in [0, 1] -> ``preprocessing`` -> nested ``encoder``), the encoder table,
-weights handling and freezing are those of ``kerasmed.models.backbone_models`` (the backbone
-Unet/FPN/Linknet/PSPNet family); only the decoder is new: UNet++'s nested, densely connected
-skip pathways.
+weights handling and freezing are those of ``kerasmed.models.encoders``, shared with the
+backbone Unet/FPN/Linknet/PSPNet family; only the decoder is new: UNet++'s nested, densely
+connected skip pathways.
 """
 
 from __future__ import annotations
 
 from keras import layers
 
-from kerasmed.models.backbone_models import _custom_taps, _finish, _front, _shared_args
 from kerasmed.models.blocks import conv_bn_act
+from kerasmed.models.encoders.front import backbone_front, custom_taps, finish_model, shared_args
 from kerasmed.models.registry import register_model
 
 __all__ = ["UnetPlusPlus"]
@@ -65,7 +65,7 @@ def unetpp_decoder(features, decoder_filters, *, batch_norm=True, interpolation=
     description="UNet++ (Zhou et al. 2018) on a pretrained keras.applications encoder "
                 "(segmentation_models_pytorch's UnetPlusPlus)",
 )
-@_shared_args
+@shared_args
 def UnetPlusPlus(backbone_name="resnet50", input_shape=(256, 256, 3), classes=1,
                  activation=_AUTO, weights=None, encoder_weights="imagenet",
                  encoder_freeze=False, encoder_features="default",
@@ -92,8 +92,9 @@ def UnetPlusPlus(backbone_name="resnet50", input_shape=(256, 256, 3), classes=1,
         A ``keras.Model`` mapping ``(batch, H, W, C)`` images in [0, 1] to
         ``(batch, H, W, classes)``; H and W divisible by 32.
     """
-    inputs, features, encoder = _front(backbone_name, input_shape, encoder_weights,
-                                       (2, 4, 8, 16, 32), taps=_custom_taps(encoder_features))
+    inputs, features, encoder = backbone_front(backbone_name, input_shape, encoder_weights,
+                                               (2, 4, 8, 16, 32),
+                                               taps=custom_taps(encoder_features))
     if encoder.ends_with_pooling:
         x = features[32]
         x = conv_bn_act(x, x.shape[-1], 3, name="center_block1", batch_norm=decoder_use_batchnorm)
@@ -101,6 +102,6 @@ def UnetPlusPlus(backbone_name="resnet50", input_shape=(256, 256, 3), classes=1,
                                    batch_norm=decoder_use_batchnorm)
     x = unetpp_decoder(features, decoder_filters, batch_norm=decoder_use_batchnorm,
                        interpolation=decoder_interpolation)
-    return _finish(inputs, x, encoder, classes=classes, activation=activation,
-                   encoder_freeze=encoder_freeze, weights=weights,
-                   name=name or f"unet_plus_plus_{encoder.spec.name}")
+    return finish_model(inputs, x, encoder, classes=classes, activation=activation,
+                        encoder_freeze=encoder_freeze, weights=weights,
+                        name=name or f"unet_plus_plus_{encoder.spec.name}")

@@ -9,10 +9,10 @@ beyond the requested output stride (16 or 8) set to 1 and their convolutions dil
 ``make_dilated`` do, then copies the original weights (every kernel keeps its shape, so
 ImageNet weights apply unchanged). 'valid' convolutions and poolings in the dilated part become
 'same' and the explicit ``ZeroPadding2D`` in front of them is emptied, so every feature stays
-at H / output stride. This works for every encoder of ``kerasmed.models.backbones``.
+at H / output stride. This works for every encoder of ``kerasmed.models.encoders``.
 
 The front (``image`` in [0, 1] -> ``preprocessing`` -> nested ``encoder``), weights handling
-and freezing are those of ``kerasmed.models.backbone_models``.
+and freezing are those of ``kerasmed.models.encoders``.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import keras
 from keras import layers
 
 from kerasmed.keras_private import inbound_parents
-from kerasmed.models.backbone_models import _finish, _shared_args, check_backbone_input
-from kerasmed.models.backbones import (ENCODER_NAME, BackbonePreprocessing, Encoder,
-                                       _resolve_weights, _tap_tensor, encoder_features,
-                                       get_backbone_spec)
-from kerasmed.models.bias_folding import fold_conv_biases
 from kerasmed.models.blocks import SpatialBroadcast, conv_bn_act
+from kerasmed.models.encoders import (ENCODER_NAME, BackbonePreprocessing, Encoder,
+                                      encoder_features, fold_conv_biases, get_backbone_spec)
+from kerasmed.models.encoders.features import tap_tensor
+from kerasmed.models.encoders.front import check_backbone_input, finish_model, shared_args
+from kerasmed.models.encoders.weights import resolve_weights
 from kerasmed.models.registry import register_model
 
 __all__ = ["DeepLabV3Plus", "dilated_encoder", "separable_aspp"]
@@ -133,7 +133,7 @@ def dilated_encoder(backbone_name, input_shape, weights, output_stride=16, low_l
     """A ``keras.applications`` encoder with output stride ``output_stride`` (8, 16 or 32).
 
     The backbone is built (with its ImageNet weights when asked, through the offline-safe
-    path of ``kerasmed.models.backbones``), rebuilt from its config with the layers beyond
+    path of ``kerasmed.models.encoders.weights``), rebuilt from its config with the layers beyond
     ``output_stride`` unstrided and dilated (see the module docstring), and its weights
     copied. Returns an ``Encoder`` whose model outputs the tap at ``low_level_stride`` and
     the backbone's last feature (now at ``output_stride``), ``strides`` set to
@@ -143,7 +143,7 @@ def dilated_encoder(backbone_name, input_shape, weights, output_stride=16, low_l
         raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride!r}")
     spec = get_backbone_spec(backbone_name)
     input_shape = tuple(input_shape)
-    weights = _resolve_weights(spec, weights, input_shape)
+    weights = resolve_weights(spec, weights, input_shape)
     app = spec.constructor()(include_top=False, weights=weights, input_shape=input_shape)
     tap = spec.taps.get(low_level_stride)
     if tap is None:
@@ -156,7 +156,7 @@ def dilated_encoder(backbone_name, input_shape, weights, output_stride=16, low_l
         rebuilt = app.__class__.from_config(config)
         rebuilt.set_weights(app.get_weights())
         app = rebuilt
-    model = fold_conv_biases(keras.Model(app.inputs, [_tap_tensor(app, tap), app.output],
+    model = fold_conv_biases(keras.Model(app.inputs, [tap_tensor(app, tap), app.output],
                                          name=name))
     return Encoder(model, spec, (low_level_stride, output_stride), False)
 
@@ -203,7 +203,7 @@ def separable_aspp(x, filters, rates, *, name="aspp", separable=True, dropout=0.
     description="DeepLabV3+ (Chen et al. 2018) on a pretrained, dilated keras.applications "
                 "encoder (segmentation_models_pytorch's DeepLabV3Plus)",
 )
-@_shared_args
+@shared_args
 def DeepLabV3Plus(backbone_name="resnet50", input_shape=(256, 256, 3), classes=1,
                   activation=_AUTO, weights=None, encoder_weights="imagenet",
                   encoder_freeze=False, encoder_output_stride=16, decoder_channels=256,
@@ -257,7 +257,7 @@ def DeepLabV3Plus(backbone_name="resnet50", input_shape=(256, 256, 3), classes=1
     low = conv_bn_act(features[4], 48, 1, name="decoder_low_level")
     x = layers.Concatenate(name="decoder_concat")([x, low])
     x = _separable_bn_relu(x, decoder_channels, name="decoder_fuse")
-    return _finish(inputs, x, encoder, classes=classes, activation=activation,
-                   encoder_freeze=encoder_freeze, weights=weights,
-                   name=name or f"deeplabv3plus_{spec.name}", kernel_size=1,
-                   upsample=upsampling)
+    return finish_model(inputs, x, encoder, classes=classes, activation=activation,
+                        encoder_freeze=encoder_freeze, weights=weights,
+                        name=name or f"deeplabv3plus_{spec.name}", kernel_size=1,
+                        upsample=upsampling)

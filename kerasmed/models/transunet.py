@@ -8,7 +8,7 @@ blocks), and a cascaded upsampler (CUP): the tokens reshaped to a map, a 3x3 con
 1/4 and 1/2 by skip connections, and a 3x3 conv head.
 
 The paper's R50-ViT-B/16 is ``transunet()`` at its defaults: the ResNet-50 encoder of
-``keras.applications`` (through ``kerasmed.models.backbones``, so ``encoder_weights`` takes
+``keras.applications`` (through ``kerasmed.models.encoders``, so ``encoder_weights`` takes
 ``"imagenet"`` or a file, offline-safe), 12 transformer layers, hidden size 768, MLP 3072,
 12 heads, patch size 1 on the 1/16 map. ``encoder="cnn"`` gives a small plain CNN encoder and
 ``encoder=None`` the paper's ViT-only variant (16x16 patches of the image, no skips).
@@ -19,8 +19,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from kerasmed.models.backbone_models import _finish, _front
 from kerasmed.models.blocks import check_input_size, conv_bn_act
+from kerasmed.models.encoders.front import backbone_front, finish_model
 from kerasmed.models.registry import register_model
 from kerasmed.models.transformer_blocks import PositionEmbedding, vit_block
 
@@ -83,7 +83,7 @@ def transunet(input_shape=(224, 224, 3), classes=1, activation=_AUTO, encoder="r
         activation: head activation; ``"auto"``: sigmoid for one class, softmax for several;
             ``None``: logits.
         encoder: ``"resnet50"`` (the paper's R50, here ``keras.applications.ResNet50`` cut
-            after its stride-16 stage) or any other ``kerasmed.models.backbones`` encoder
+            after its stride-16 stage) or any other ``kerasmed.models.encoders`` encoder
             (features at strides 2, 4, 8 and 16, C = 1 or 3, its input scaling inside the
             model); ``"cnn"``: a small CNN of four strided levels with ``filters`` * (1, 2,
             4, 8) channels; ``None``: no CNN, the ViT takes 16x16 patches of the image and
@@ -130,8 +130,8 @@ def transunet(input_shape=(224, 224, 3), classes=1, activation=_AUTO, encoder="r
         inputs = keras.Input(input_shape, name="image")
         features = _cnn_encoder(inputs, filters) if encoder == "cnn" else {16: inputs}
     else:
-        inputs, features, backbone = _front(encoder, input_shape, encoder_weights,
-                                            (2, 4, 8, 16), stride_check=16)
+        inputs, features, backbone = backbone_front(encoder, input_shape, encoder_weights,
+                                                    (2, 4, 8, 16), stride_check=16)
         if 16 not in features:
             raise ValueError(f"encoder {encoder!r} has no stride-16 feature")
     x = _vision_transformer(features[16], patch_size, hidden_size, num_layers, num_heads,
@@ -145,6 +145,6 @@ def transunet(input_shape=(224, 224, 3), classes=1, activation=_AUTO, encoder="r
             x = layers.Concatenate(name=f"decoder_stage{stage + 1}_concat")([x, skip])
         x = conv_bn_act(x, f, 3, name=f"decoder_stage{stage + 1}a")
         x = conv_bn_act(x, f, 3, name=f"decoder_stage{stage + 1}b")
-    return _finish(inputs, x, backbone, classes=classes, activation=activation,
-                   encoder_freeze=encoder_freeze and backbone is not None, weights=None,
-                   name=name)
+    return finish_model(inputs, x, backbone, classes=classes, activation=activation,
+                        encoder_freeze=encoder_freeze and backbone is not None, weights=None,
+                        name=name)

@@ -1,7 +1,6 @@
-"""Pretrained encoders from ``keras.applications`` for kerasmed's backbone networks.
-
-``BACKBONES`` is the table, one ``BackboneSpec`` per encoder, of what ``Unet``, ``FPN``, ``Linknet``
-and ``PSPNet`` (``kerasmed.models.backbone_models``) need to know about it:
+"""The encoder table: ``BACKBONES``, one ``BackboneSpec`` per ``keras.applications`` encoder, of
+what the backbone networks (``Unet``, ``FPN``, ``Linknet``, ``PSPNet``, ``UnetPlusPlus``,
+``DeepLabV3Plus``, ``transunet``) need to know about it:
 
 - the layers tapped for skip features at stride 2, 4, 8 and 16 (the encoder's output is the
   stride-32 feature). A tap is a layer name (its output), an integer (a layer index, for the
@@ -13,46 +12,26 @@ and ``PSPNet`` (``kerasmed.models.backbone_models``) need to know about it:
   otherwise the last layer at each resolution (for the pre-activation ResNetV2, the BN-ReLU
   "preact" that starts the strided block, as segmentation_models does for its own ResNets);
   ``tests/test_models_backbones.py`` checks every tap's resolution;
-- the input scaling the ImageNet weights were trained with (``BackbonePreprocessing``);
+- the input scaling the ImageNet weights were trained with (one of
+  ``preprocessing.PREPROCESSING_MODES``);
 - the ImageNet weights file Keras downloads (name, URL and hash, exactly those of
-  ``keras.applications``), so that a machine without internet fails at once with the file
-  name and the folder to put it in (``WeightsUnavailableError``);
+  ``keras.applications``; ``weights`` fetches it or fails naming it);
 - whether every stride is exact (``aligned``): InceptionV3 and InceptionResNetV2 use 'valid'
   padding, so their features are a few pixels smaller than H/stride; kerasmed resizes them
   (bilinearly, no parameters) to H/stride.
-
-Every encoder is built without the conv biases that its batch norms cancel (only ResNet v1
-has them): they are folded into the moving means (``kerasmed.models.bias_folding``).
-
-Input convention (all four families): the model takes float images in [0, 1] (kerasmed's loader
-default, ``data.normalization: "auto"``) with 1 or 3 channels, and maps them inside the model
-to what the backbone expects. A 1-channel (grey) image is repeated to 3 channels first, so the
-ImageNet weights apply unchanged. Do not also use the loader's ``"backbone"`` normalisation.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import socket
-import tempfile
 from dataclasses import dataclass, field
 
 import keras
-from keras import layers, ops
 
-from kerasmed.models.bias_folding import fold_conv_biases
 from kerasmed.names import unknown_name_message
 
-__all__ = ["BackboneSpec", "BACKBONES", "Encoder", "BackbonePreprocessing",
-           "WeightsUnavailableError", "get_backbone_spec", "list_backbones", "build_encoder",
-           "encoder_features", "imagenet_weights_file", "keras_cache_dir", "ENCODER_NAME",
-           "PREPROCESSING_MODES"]
+__all__ = ["BackboneSpec", "BACKBONES", "get_backbone_spec", "list_backbones", "SKIP_STRIDES"]
 
-ENCODER_NAME = "encoder"
 SKIP_STRIDES = (2, 4, 8, 16)
-PREPROCESSING_MODES = ("caffe", "tf", "torch", "raw255")
-DOWNLOAD_TIMEOUT_ENV = "KERASMED_DOWNLOAD_TIMEOUT"
 
 _KA = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
@@ -218,226 +197,3 @@ def get_backbone_spec(name: str) -> BackboneSpec:
     if key not in BACKBONES:
         raise ValueError(unknown_name_message("backbone", name, BACKBONES))
     return BACKBONES[key]
-
-
-# ------------------------------------------------------------------ input preprocessing
-
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-_TORCH_MEAN = (0.485, 0.456, 0.406)
-_TORCH_STD = (0.229, 0.224, 0.225)
-
-
-@keras.saving.register_keras_serializable(package="kerasmed")
-class BackbonePreprocessing(layers.Layer):
-    """Map [0, 1] float images to the input scaling of a ``keras.applications`` backbone.
-
-    ``mode`` is what ``keras.applications.<module>.preprocess_input`` does to 0..255 images:
-    ``"caffe"`` (VGG, ResNet: RGB to BGR, minus the ImageNet mean), ``"tf"`` (ResNetV2,
-    MobileNetV2, Inception: -1..1), ``"torch"`` (DenseNet: ImageNet mean/std), ``"raw255"``
-    (EfficientNet, EfficientNetV2, MobileNetV3, ConvNeXt, which rescale inside the model:
-    0..255). One channel is repeated to three first. No weights. Returns ``(B, H, W, 3)``.
-    """
-
-    def __init__(self, mode, **kwargs):
-        super().__init__(**kwargs)
-        if mode not in PREPROCESSING_MODES:
-            raise ValueError(f"mode must be one of {PREPROCESSING_MODES}, got {mode!r}")
-        self.mode = mode
-
-    def call(self, x):
-        if x.shape[-1] == 1:
-            x = ops.concatenate([x, x, x], axis=-1)
-        if self.mode == "caffe":
-            return ops.flip(x, axis=-1) * 255.0 - ops.convert_to_tensor(_CAFFE_MEAN_BGR, x.dtype)
-        if self.mode == "tf":
-            return x * 2.0 - 1.0
-        if self.mode == "torch":
-            mean = ops.convert_to_tensor(_TORCH_MEAN, x.dtype)
-            return (x - mean) / ops.convert_to_tensor(_TORCH_STD, x.dtype)
-        return x * 255.0
-
-    def compute_output_shape(self, input_shape):
-        return (*input_shape[:-1], 3)
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
-
-
-# ------------------------------------------------------------------ ImageNet weights
-
-class WeightsUnavailableError(OSError):
-    """ImageNet weights are neither in the Keras cache nor downloadable (no internet)."""
-
-
-def keras_cache_dir() -> str:
-    """The folder where ``keras.utils.get_file`` keeps ``cache_subdir="models"`` files.
-
-    Keras' own rule: its home (``$KERAS_HOME`` as it was when Keras was imported, else
-    ``~/.keras``), or ``/tmp/.keras`` when that is not writable; then ``models/``.
-    """
-    try:  # the folder Keras itself resolved at import time
-        from keras.src.backend.config import keras_home
-        base = keras_home()
-    except ImportError:  # pragma: no cover - other Keras layouts
-        base = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
-    base = os.path.expanduser(base)
-    if not os.access(base, os.W_OK):
-        base = os.path.join("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir(), ".keras")
-    return os.path.join(base, "models")
-
-
-def imagenet_weights_file(spec: BackboneSpec, input_shape=None) -> str:
-    """The ImageNet weights file name Keras asks for, for this encoder and input shape."""
-    if "{rows}" not in spec.weights_file:
-        return spec.weights_file
-    rows, cols = (tuple(input_shape[:2]) if input_shape is not None else (None, None))
-    rows = rows if rows == cols and rows in (96, 128, 160, 192, 224) else 224
-    return spec.weights_file.format(rows=rows)
-
-
-def _file_matches(path, file_hash):
-    if file_hash is None:
-        return True
-    algorithm = hashlib.sha256() if len(file_hash) == 64 else hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            algorithm.update(chunk)
-    return algorithm.hexdigest() == file_hash
-
-
-def _ensure_imagenet_weights(spec: BackboneSpec, input_shape):
-    """Make sure Keras will find the ImageNet file in its cache, or fail fast saying which.
-
-    A valid cached file is used as is. Otherwise the file is fetched with Keras' own
-    ``keras.utils.get_file`` (same name, URL, hash and folder as ``keras.applications``) under
-    a socket timeout of ``$KERASMED_DOWNLOAD_TIMEOUT`` seconds (default 20), so that a machine
-    without internet fails in seconds instead of hanging; any failure raises
-    ``WeightsUnavailableError`` naming the file and the folder to put it in.
-    """
-    fname = imagenet_weights_file(spec, input_shape)
-    url = spec.weights_url.replace(spec.weights_file, fname)
-    folder = keras_cache_dir()
-    path = os.path.join(folder, fname)
-    if os.path.exists(path) and _file_matches(path, spec.weights_hash):
-        return path
-    timeout = float(os.environ.get(DOWNLOAD_TIMEOUT_ENV, 20))
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
-    try:
-        return keras.utils.get_file(fname, url, cache_subdir="models", file_hash=spec.weights_hash)
-    except Exception as err:  # noqa: BLE001 - any failure to fetch means the same to the user
-        raise WeightsUnavailableError(
-            f"encoder_weights='imagenet' for backbone {spec.name!r} needs the file {fname!r}, "
-            f"which is not in the Keras cache ({folder}) and could not be downloaded from "
-            f"{url} ({type(err).__name__}: {err}). On a machine without internet, download that "
-            f"URL elsewhere and copy the file to {path} (Keras looks in $KERAS_HOME/models, "
-            f"default ~/.keras/models/), or pass encoder_weights='/path/to/{fname}', or "
-            f"encoder_weights=None for a randomly initialised encoder."
-        ) from err
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def _resolve_weights(spec, weights, input_shape):
-    if weights is None:
-        return None
-    if isinstance(weights, str) and weights == "imagenet":
-        _ensure_imagenet_weights(spec, input_shape)
-        return "imagenet"
-    if isinstance(weights, (str, os.PathLike)):
-        path = os.fspath(weights)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"encoder_weights: no such file {path!r} (expected 'imagenet', "
-                                    f"None, or the path to a weights file of {spec.application} "
-                                    f"without its top, e.g. {imagenet_weights_file(spec)})")
-        return path
-    raise ValueError(f"encoder_weights must be 'imagenet', None or a file path, got {weights!r}")
-
-
-# ------------------------------------------------------------------ encoder
-
-@dataclass
-class Encoder:
-    """A ``keras.applications`` encoder cut to the tapped features.
-
-    ``model`` maps ``(B, H, W, 3)`` backbone-scaled images to one tensor per entry of
-    ``strides`` (in that order; stride 32 is the backbone's output). ``ends_with_pooling`` is
-    True when the backbone's last layer is a max-pooling (VGG).
-    """
-
-    model: keras.Model
-    spec: BackboneSpec
-    strides: tuple
-    ends_with_pooling: bool
-
-
-def _tap_tensor(app, tap):
-    if isinstance(tap, int):
-        return app.layers[tap].output
-    if tap.startswith("input_of:"):
-        return app.get_layer(tap[len("input_of:"):]).input
-    return app.get_layer(tap).output
-
-
-def build_encoder(backbone_name, input_shape=(None, None, 3), weights="imagenet",
-                  strides=(2, 4, 8, 16, 32), taps=None, name=ENCODER_NAME) -> Encoder:
-    """Build a ``keras.applications`` backbone and cut it at its taps; returns an ``Encoder``.
-
-    Args:
-        backbone_name: a name of ``list_backbones()``.
-        input_shape: the backbone's input ``(H, W, 3)`` (H, W may be ``None`` for aligned
-            backbones).
-        weights: ``"imagenet"`` (Keras' cache and download, with ``WeightsUnavailableError``
-            when offline), ``None`` (random) or the path of a weights file for the backbone
-            without its top (the ``.h5`` Keras downloads, or a ``.weights.h5`` saved from it).
-        strides: the features wanted; strides without a tap (ConvNeXt's 2) are left out of
-            ``Encoder.strides``. Only the layers up to the deepest one requested are kept.
-        taps: optional ``{stride: tap}`` overriding the table (segmentation_models'
-            ``encoder_features``).
-        name: the encoder model's name (kerasmed's freezing helpers look for ``"encoder"``).
-
-    Convolution biases that a BatchNormalization cancels (keras.applications' ResNet v1) are
-    folded into its moving mean after the weights are loaded (``bias_folding``): the same
-    function, fewer parameters, a faster step.
-    """
-    spec = get_backbone_spec(backbone_name)
-    input_shape = tuple(input_shape)
-    if input_shape[-1] != 3:
-        raise ValueError(f"the {spec.name} encoder takes 3 channels, got input_shape {input_shape}")
-    weights = _resolve_weights(spec, weights, input_shape)
-    app = spec.constructor()(include_top=False, weights=weights, input_shape=input_shape)
-    table = {**spec.taps, **(taps or {})}
-    found, outputs = [], []
-    for stride in strides:
-        tap = "output" if stride == 32 else table.get(stride)
-        if tap is None:
-            continue
-        found.append(stride)
-        outputs.append(app.output if tap == "output" else _tap_tensor(app, tap))
-    model = fold_conv_biases(keras.Model(app.inputs, outputs, name=name))
-    ends_with_pooling = isinstance(app.layers[-1], (layers.MaxPooling2D, layers.AveragePooling2D))
-    return Encoder(model, spec, tuple(found), ends_with_pooling)
-
-
-def encoder_features(x, encoder: Encoder, input_shape) -> dict:
-    """Run ``encoder`` on ``x``; returns ``{stride: feature}`` with each feature at H/stride.
-
-    For the 'valid'-padded Inception backbones every feature is resized (bilinear, no
-    parameters) to exactly ``(H // stride, W // stride)``, which needs a fixed input size.
-    """
-    outputs = encoder.model(x)
-    if not isinstance(outputs, (list, tuple)):
-        outputs = [outputs]
-    features = dict(zip(encoder.strides, outputs))
-    if encoder.spec.aligned:
-        return features
-    height, width = input_shape[:2]
-    if height is None or width is None:
-        raise ValueError(f"backbone {encoder.spec.name!r} pads 'valid', so its features are "
-                         f"resized to H/stride: it needs a fixed input size, got {input_shape}")
-    for stride, feature in features.items():
-        size = (height // stride, width // stride)
-        if tuple(feature.shape[1:3]) != size:
-            features[stride] = layers.Resizing(*size, interpolation="bilinear",
-                                               name=f"{ENCODER_NAME}_stride{stride}_resize")(feature)
-    return features
