@@ -35,13 +35,11 @@ from __future__ import annotations
 import keras
 
 from kerasmed.keras_private import rebuild_optimizer
+from kerasmed.models.encoders.features import ENCODER_NAME  # the name the builders give it
 from kerasmed.training.tracing import build_training_state
 
 __all__ = ["UnfreezeEncoder", "unfreeze_encoder", "recompile_from_model", "find_encoder",
            "encoder_is_frozen"]
-
-ENCODER_NAME = "encoder"
-
 
 def find_encoder(model, encoder=ENCODER_NAME):
     """The encoder layer of ``model``: ``encoder`` itself if it is a layer, else by name."""
