@@ -118,3 +118,16 @@ def test_no_module_switches_the_matplotlib_backend():
     switching = [str(p.relative_to(package)) for p in package.rglob("*.py")
                  if "matplotlib.use(" in p.read_text()]
     assert switching == []
+
+
+def test_export_returns_the_record_kerasmed_export_writes(run, tmp_path):
+    from kerasmed.cli import export_main
+
+    record = kerasmed.export(run, "savedmodel", tmp_path / "api")
+    assert export_main([str(run.path), "--format", "savedmodel", "--output",
+                        str(tmp_path / "cli")]) == 0
+    written = json.loads((tmp_path / "cli.export.json").read_text())
+    assert record == json.loads((tmp_path / "api.export.json").read_text())
+    assert {k: v for k, v in record.items() if k != "path"} == \
+        {k: v for k, v in written.items() if k != "path"}
+    assert record["max_abs_diff"] <= record["tolerance"]
