@@ -72,15 +72,22 @@ def test_small_uniform_rgb_images_are_resized_whole(tmp_path):
     assert "data.patches_per_epoch" not in d
 
 
-def test_deep_supervision_weights_halve_per_level_and_the_final_output_is_monitored(tmp_path):
+def test_deep_supervision_weights_halve_per_level_and_the_final_output_is_monitored(
+        tmp_path, monkeypatch):
     from kerasmed.experiment.schema import validate_config
     from kerasmed.models import build
 
-    plan = plan_from_fingerprint(fingerprint(n=40, shape=(96, 128)), tmp_path,
-                                 budget_minutes=10, measure=fake_measure)
+    fp = fingerprint(n=40, shape=(96, 128))
+    # Off by default, as measured (rules.DEEP_SUPERVISION), with the reason in plan.json.
+    off = decisions(plan_from_fingerprint(fp, tmp_path, budget_minutes=10,
+                                          measure=fake_measure))
+    assert off["model.params.deep_supervision"] is False and "training.loss_weights" not in off
+    # Switched on: nnU-Net's side outputs and weights, and the final output monitored.
+    monkeypatch.setattr(rules, "DEEP_SUPERVISION", True)
+    plan = plan_from_fingerprint(fp, tmp_path, budget_minutes=10, measure=fake_measure)
     d = decisions(plan)
     widths = d["model.params.widths"]
-    assert len(widths) >= 4 and d["model.params.deep_supervision"] is rules.DEEP_SUPERVISION
+    assert len(widths) >= 4 and d["model.params.deep_supervision"] is True
     weights = d["training.loss_weights"]
     levels = sorted(int(k[4:]) for k in weights if k.startswith("side"))
     assert levels == list(range(1, len(widths) - 2))  # nnU-Net: all but the top and lowest
@@ -95,8 +102,8 @@ def test_deep_supervision_weights_halve_per_level_and_the_final_output_is_monito
                   **config["model"]["params"])
     assert set(model.output_names) == set(weights)
     # Three stages leave no level between the top and the lowest: no side outputs.
-    (off,) = rules.deep_supervision_rule([16, 32, 64])
-    assert off.key == "model.params.deep_supervision" and off.value is False
+    (none,) = rules.deep_supervision_rule([16, 32, 64])
+    assert none.key == "model.params.deep_supervision" and none.value is False
 
 
 def test_large_images_with_large_objects_are_shrunk_keeping_the_aspect(tmp_path):
