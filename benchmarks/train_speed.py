@@ -210,7 +210,7 @@ def training_section(jit="auto", **overrides):
 def compile_as_kerasmed(model, jit="auto", steps=10):
     """Compile ``model`` as ``kerasmed-train`` does at the defaults (BCE + Dice, Adam 1e-3,
     Dice and IoU), with ``jit_compile=jit``."""
-    from kerasmed.experiment.pipeline import compile_model
+    from kerasmed.training.compile import compile_model
     return compile_model(model, training_section(jit), steps)
 
 

@@ -85,8 +85,8 @@ def postgres():
 
 def _run_shared_study(tiny_experiment, write_config, tmp_path, storage, workers, trials):
     """Start ``workers`` kerasmed-tune processes on one study of ``trials`` trials, SIGKILL
-    the first in its first trial, wait for the others; returns (study, trials.csv, killed
-    trial number)."""
+    the first in its first trial (the others start then), wait for the others; returns
+    (study, trials.csv, killed trial number)."""
     tiny_experiment["training"]["epochs"] = 1
     tiny_experiment["tune"] = {
         "trials": trials, "pruner": None, "heartbeat_seconds": 2,
@@ -95,10 +95,16 @@ def _run_shared_study(tiny_experiment, write_config, tmp_path, storage, workers,
     generate_polyp_dataset(tiny_experiment["data"]["root"], **tiny_experiment["data"]["synthetic"])
     path = write_config(tiny_experiment)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    procs = [subprocess.Popen([sys.executable, "-c", TUNE, str(path), "--storage", storage,
-                               "--study", "shared", "--output", str(tmp_path / f"worker{i}")],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(workers)]
+    def start(i):
+        return subprocess.Popen([sys.executable, "-c", TUNE, str(path), "--storage", storage,
+                                 "--study", "shared", "--output", str(tmp_path / f"worker{i}")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    # The victim starts alone, so that it surely holds a trial when it is killed (on a busy
+    # machine the others could otherwise take every trial before it starts); the others start
+    # as soon as its trial is training, and find that trial's heartbeat stopping.
+    procs = [start(0)]
     try:
         victim, deadline = procs[0], time.monotonic() + STUDY_TIMEOUT
         me = f"{socket.gethostname()}:{victim.pid}"
@@ -116,6 +122,7 @@ def _run_shared_study(tiny_experiment, write_config, tmp_path, storage, workers,
                 run_dir = t.user_attrs.get("run_dir")
                 if t.user_attrs.get("worker") == me and run_dir and \
                         (Path(run_dir) / "summary.json").exists():  # training under way
+                    procs += [start(i) for i in range(1, workers)]
                     victim.send_signal(signal.SIGKILL)
                     killed = t.number
         victim.communicate()
