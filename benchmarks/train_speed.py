@@ -201,7 +201,7 @@ def batch_trial(model, x, y, batch):
 
 def training_section(jit="auto", **overrides):
     """kerasmed's default ``training`` section (the schema's defaults) with ``overrides``."""
-    from kerasmed.experiment.schema import section_defaults
+    from kerasmed.experiment.validate import section_defaults
     training = section_defaults("training")
     training.update(jit_compile=jit, **overrides)
     return training

@@ -118,7 +118,8 @@ def train(experiment, output="runs", overrides=(), folds=None) -> Run:
     """
     from kerasmed.experiment import Experiment, train_kfold
     from kerasmed.experiment import train as train_run
-    from kerasmed.experiment.schema import apply_overrides, validate_config
+    from kerasmed.experiment.overrides import apply_overrides
+    from kerasmed.experiment.validate import validate_config
 
     if isinstance(overrides, dict):
         overrides = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]

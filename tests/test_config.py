@@ -3,7 +3,9 @@ import copy
 import pytest
 
 from kerasmed.cli import train_main
-from kerasmed.experiment.schema import ConfigError, load_config, validate_config
+from kerasmed.experiment.files import load_config
+from kerasmed.experiment.schema import ConfigError
+from kerasmed.experiment.validate import validate_config
 
 
 def _problems(write_config, config):

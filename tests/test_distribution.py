@@ -8,7 +8,8 @@ import textwrap
 
 import pytest
 
-from kerasmed.experiment.schema import ConfigError, load_config
+from kerasmed.experiment.files import load_config
+from kerasmed.experiment.schema import ConfigError
 from kerasmed.training.tf_distribute import TFConfigError, parse_tf_config
 
 TWO_WORKERS = {"cluster": {"worker": ["10.0.0.1:12345", "10.0.0.2:12345"]},

@@ -204,7 +204,7 @@ def test_auxiliary_outputs_get_the_decaying_weight():
 
 
 def test_loss_weights_reach_the_compile_and_name_outputs():
-    from kerasmed.experiment.schema import section_defaults
+    from kerasmed.experiment.validate import section_defaults
     from kerasmed.training.compile import Compilation
 
     inputs = keras.Input((8, 8, 1))
@@ -223,7 +223,7 @@ def test_loss_weights_reach_the_compile_and_name_outputs():
 def test_compile_model_builds_the_optimizer_so_the_first_step_creates_no_variables(precision):
     """Slot variables created inside the first traced step make tf.function trace it twice."""
     from kerasmed.training.compile import compile_model
-    from kerasmed.experiment.schema import section_defaults
+    from kerasmed.experiment.validate import section_defaults
 
     keras.mixed_precision.set_global_policy(precision)
     try:
@@ -250,7 +250,7 @@ def _two_output_model(encoder):
     """A compiled model of two outputs ("side", "main") after ``encoder`` on 8x8 inputs, with
     a metric named by a string; returns ``(model, x, y, first batch)``."""
     from kerasmed.training.compile import compile_model
-    from kerasmed.experiment.schema import section_defaults
+    from kerasmed.experiment.validate import section_defaults
 
     inputs = keras.Input((8, 8, 1))
     x = encoder(inputs)

@@ -176,7 +176,8 @@ def test_resolve_spacing_uses_tags_only_when_every_image_has_them(tmp_path):
 
 
 def test_schema_checks_data_spacing(tiny_experiment):
-    from kerasmed.experiment.schema import ConfigError, validate_config
+    from kerasmed.experiment.schema import ConfigError
+    from kerasmed.experiment.validate import validate_config
 
     tiny_experiment["data"]["spacing"] = [0.5, 0.25]
     assert validate_config(tiny_experiment, "x")["data"]["spacing"] == [0.5, 0.25]

@@ -7,7 +7,7 @@ import pytest
 
 from _experiment_files import EXPERIMENTS, _pointed_at, _tiny_overrides, cvc  # noqa: F401
 from kerasmed.cli import eval_main, train_main
-from kerasmed.experiment.schema import load_config
+from kerasmed.experiment.files import load_config
 from kerasmed.models import get_spec
 
 

@@ -515,7 +515,8 @@ def test_same_parameters_and_output_as_segmentation_models(sm_counts, case):
 # ------------------------------------------------------------------------------ experiment
 
 def test_cvc_resnet50_experiment_validates_except_for_the_missing_data():
-    from kerasmed.experiment.schema import ConfigError, load_config
+    from kerasmed.experiment.files import load_config
+    from kerasmed.experiment.schema import ConfigError
     path = ROOT / "experiments" / "cvc_resnet50.json"
     try:
         config = load_config(str(path))

@@ -16,7 +16,8 @@ import pytest
 
 from kerasmed.cli import train_main
 from kerasmed.data.synthetic import generate_polyp_dataset
-from kerasmed.experiment.schema import ConfigError, load_config
+from kerasmed.experiment.files import load_config
+from kerasmed.experiment.schema import ConfigError
 from kerasmed.training import tf_distribute
 
 # Seconds a worker process may take (TensorFlow's start, the cluster's handshake, a few tiny

@@ -74,7 +74,7 @@ def test_small_uniform_rgb_images_are_resized_whole(tmp_path):
 
 def test_deep_supervision_weights_halve_per_level_and_the_final_output_is_monitored(
         tmp_path, monkeypatch):
-    from kerasmed.experiment.schema import validate_config
+    from kerasmed.experiment.validate import validate_config
     from kerasmed.models import build
 
     fp = fingerprint(n=40, shape=(96, 128))

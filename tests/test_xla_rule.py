@@ -6,7 +6,7 @@ import keras
 import pytest
 
 from kerasmed.training.compile import compile_model
-from kerasmed.experiment.schema import section_defaults
+from kerasmed.experiment.validate import section_defaults
 from kerasmed.training.xla import JIT_RULE, device_kind, resolve_jit_compile
 
 BACKENDS = ("tensorflow", "jax", "torch")

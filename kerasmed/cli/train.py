@@ -51,7 +51,8 @@ def _start_distribution(args):
     from the resumed run's config.json, ahead of the full check."""
     from pathlib import Path
 
-    from kerasmed.experiment.schema import apply_overrides, read_experiment
+    from kerasmed.experiment.files import read_experiment
+    from kerasmed.experiment.overrides import apply_overrides
     from kerasmed.training.distribution import start_distribution
 
     if args.resume:

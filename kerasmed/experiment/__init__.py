@@ -15,8 +15,10 @@ Layers below (models, losses, metrics, data, evaluation, training) import nothin
 from kerasmed.experiment.inference import InferenceRun, evaluation_samples, load_for_inference
 from kerasmed.experiment.pipeline import Experiment, Split, list_samples
 from kerasmed.experiment.runs import resume, train, train_kfold
-from kerasmed.experiment.schema import (SCHEMA, ConfigError, load_config, parse_override,
-                                        validate_config)
+from kerasmed.experiment.files import load_config
+from kerasmed.experiment.overrides import parse_override
+from kerasmed.experiment.schema import SCHEMA, ConfigError
+from kerasmed.experiment.validate import validate_config
 from kerasmed.training.compile import compile_model
 
 __all__ = ["Experiment", "Split", "compile_model", "list_samples", "train", "train_kfold",

@@ -22,8 +22,9 @@ from kerasmed.data.synthetic import SYNTHETIC_DATASETS
 from kerasmed.evaluation.inference import InferenceSettings
 from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.objects import SOURCES, Postprocess, postprocess_defaults
-from kerasmed.experiment.schema import (SCHEMA, ConfigError, load_config, read_experiment,
-                                        validate_config)
+from kerasmed.experiment.files import load_config, read_experiment
+from kerasmed.experiment.schema import SCHEMA, ConfigError
+from kerasmed.experiment.validate import validate_config
 from kerasmed.models.registry import build, task_of
 from kerasmed.training.compile import Compilation
 

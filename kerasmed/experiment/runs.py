@@ -79,7 +79,8 @@ def train(config, output_root="runs", config_path=None, *, run_dir=None, fold=No
     checked before the run directory is created, so a bad experiment leaves nothing behind. The
     run directory is a new ``output_root/<name>_<timestamp>``, or ``run_dir`` (which must not
     exist yet); a non-chief worker of a multi-worker run writes its copy into a temporary folder
-    instead (``_worker_scratch``). ``fold=(k, i)`` validates on fold ``i`` of a group-aware ``k``-fold split.
+    instead (``_worker_scratch``). ``fold=(k, i)`` validates on fold ``i`` of a group-aware
+    ``k``-fold split.
     ``extra_callbacks`` join the run's own (kerasmed-tune's pruning). With
     ``training.budget_minutes`` each epoch ends with the budget left, counted from
     ``budget_started`` (``time.time()``; default: now).

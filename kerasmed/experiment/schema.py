@@ -1,11 +1,10 @@
-"""Experiment files: their schema, defaults and validation.
+"""The experiment file's schema: every key of its sections, with its type, default, allowed
+values and the check of its value (``SCHEMA``, ``Field``), and ``ConfigError``.
 
 An experiment is a JSON object with the sections ``model``, ``data`` and ``training`` (and the
-optional ``postprocess``; see the README's experiment-file reference, which mirrors ``SCHEMA``
-below). ``load_config`` reads a file, applies command-line overrides, fills in defaults and
-checks everything that can be checked before training starts: unknown keys (with the nearest
-valid key suggested), types, allowed values, model / loss / metric / optimizer names and the
-dataset folder. All problems are reported together, each naming the file and the key.
+optional ``postprocess`` and ``tune``; the README's experiment-file reference mirrors
+``SCHEMA``). Checking an experiment against it is ``experiment.validate``; ``--set`` is
+``experiment.overrides``; reading a file is ``experiment.files``.
 
 The schema states no choice of its own: dataset names come from the readers
 (``kerasmed.data.readers.READERS``) and the generated datasets, fit modes from
@@ -16,13 +15,9 @@ postprocess defaults from ``kerasmed.evaluation.objects.Postprocess``.
 
 from __future__ import annotations
 
-import copy
 import inspect
-import json
 import math
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 import keras
@@ -32,7 +27,6 @@ from kerasmed import metrics as km_metrics
 from kerasmed.data.augment import validate_augmentation
 from kerasmed.data.dataset import TRAINING_MASK_MODES
 from kerasmed.data.io import ON_ERROR
-from kerasmed.data.memory import physical_memory_bytes
 from kerasmed.data.normalize import parse_normalization
 from kerasmed.data.readers import READERS
 from kerasmed.data.spatial import FIT_MODES
@@ -42,15 +36,14 @@ from kerasmed.evaluation.objects import (DISTANCE_FOREGROUND, PROBABILITY_FOREGR
                                          postprocess_defaults)
 from kerasmed.evaluation.surface import check_spacing
 from kerasmed.models.registry import get_spec
-from kerasmed.names import KerasmedWarning, did_you_mean, unknown_name_message
+from kerasmed.names import unknown_name_message
 from kerasmed.training.distribution import DISTRIBUTIONS
-from kerasmed.training.tf_distribute import TFConfigError, check_cluster
 from kerasmed.training.trainer import LOOPS
 from kerasmed.training.unfreeze import UnfreezeEncoder
 
-__all__ = ["ConfigError", "Field", "SCHEMA", "DATASETS", "PRECISIONS", "load_config",
-           "section_defaults", "read_experiment", "validate_config", "parse_override",
-           "apply_overrides", "set_path", "KeyPathError"]
+__all__ = ["ConfigError", "Field", "SCHEMA", "DATASETS", "PRECISIONS",
+           "CLASSIFICATION_DEFAULTS", "REQUIRED", "OPTIMIZER_RANGES", "USUAL_LEARNING_RATE",
+           "unknown_key_message"]
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 DATASETS = tuple(SYNTHETIC_DATASETS) + tuple(READERS)
@@ -58,7 +51,7 @@ DATASETS = tuple(SYNTHETIC_DATASETS) + tuple(READERS)
 # segmentation ones of SCHEMA.
 CLASSIFICATION_DEFAULTS = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
                            "monitor": "val_accuracy", "monitor_mode": "max"}
-_REQUIRED = object()
+REQUIRED = object()
 
 
 class ConfigError(ValueError):
@@ -77,7 +70,7 @@ class Field:
     """
 
     types: tuple
-    default: Any = _REQUIRED
+    default: Any = REQUIRED
     choices: tuple | None = None
     check: Callable[[Any], str | None] | None = None
     doc: str = ""
@@ -148,29 +141,29 @@ def _optimizer(value):
     params = inspect.signature(classes[name.lower()]).parameters
     for key in value:
         if key != "name" and key not in params:
-            return _unknown_key_message(f"optimizer {name!r} argument", key, params)
+            return unknown_key_message(f"optimizer {name!r} argument", key, params)
     return _optimizer_ranges(value)
 
 
 # Hyperparameters that make training impossible outside their range: (low, high, what).
-_OPTIMIZER_RANGES = {
+OPTIMIZER_RANGES = {
     "learning_rate": (0, None, "> 0"), "momentum": (0, 1, "in [0, 1)"),
     "beta_1": (0, 1, "in [0, 1)"), "beta_2": (0, 1, "in [0, 1)"), "rho": (0, 1, "in [0, 1)"),
     "epsilon": (0, None, "> 0"), "weight_decay": (0, None, ">= 0"),
     "clipnorm": (0, None, "> 0"), "clipvalue": (0, None, "> 0"),
 }
 # Values that train, but rarely well: warned about, not refused.
-_USUAL_LEARNING_RATE = (1e-7, 1.0)
+USUAL_LEARNING_RATE = (1e-7, 1.0)
 
 
-def _number(value):
+def is_number(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _optimizer_ranges(value):
-    for key, (low, high, what) in _OPTIMIZER_RANGES.items():
+    for key, (low, high, what) in OPTIMIZER_RANGES.items():
         v = value.get(key)
-        if v is None or not _number(v):
+        if v is None or not is_number(v):
             continue
         if not math.isfinite(v):
             return f"{key} must be a finite number, got {v}"
@@ -178,15 +171,6 @@ def _optimizer_ranges(value):
         if (v < low or (open_low and v == low)) or (high is not None and v >= high):
             return f"{key} must be {what}, got {v}"
     return None
-
-
-def _optimizer_warnings(config, where):
-    lr = config["training"]["optimizer"].get("learning_rate")
-    low, high = _USUAL_LEARNING_RATE
-    if _number(lr) and not low <= lr <= high:
-        warnings.warn(f"{where}: training.optimizer.learning_rate {lr} is far outside the usual "
-                      f"range [{low:g}, {high:g}]; training may diverge (too high) or not move "
-                      f"(too low)", KerasmedWarning, stacklevel=3)
 
 
 def _lr_schedule(value):
@@ -201,7 +185,7 @@ def _lr_schedule(value):
     params = inspect.signature(getattr(keras.optimizers.schedules, value["name"])).parameters
     for key in value:
         if key != "name" and key not in params:
-            return _unknown_key_message(f"{value['name']} argument", key, params)
+            return unknown_key_message(f"{value['name']} argument", key, params)
     return None
 
 
@@ -214,12 +198,12 @@ def _callback_args(callback_class, reserved=("monitor", "mode")):
             if key in reserved:
                 return f"{key!r} is taken from training.{key.replace('mode', 'monitor_mode')}"
             if key not in params:
-                return _unknown_key_message(f"{callback_class.__name__} argument", key, params)
+                return unknown_key_message(f"{callback_class.__name__} argument", key, params)
         return None
     return check
 
 
-def _unknown_key_message(kind, key, valid):
+def unknown_key_message(kind, key, valid):
     return unknown_name_message(kind, key, valid, list_choices=False, cutoff=0.6)
 
 
@@ -411,330 +395,3 @@ SCHEMA: dict = {
         },
     },
 }
-
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-               list: "a list", dict: "an object", type(None): "null"}
-
-
-def _type_ok(value, types):
-    if isinstance(value, bool):
-        return bool in types
-    return isinstance(value, types)
-
-
-def _check(raw, schema, where, path, problems, out):
-    for key in raw:
-        if key not in schema:
-            problems.append(f"{where}: {path}{key}: "
-                            + _unknown_key_message("key", key, schema)
-                            + f" Valid keys: {', '.join(schema)}")
-    for key, spec in schema.items():
-        dotted = f"{path}{key}"
-        if isinstance(spec, dict):
-            sub = raw.get(key, {})
-            if not isinstance(sub, dict):
-                problems.append(f"{where}: {dotted}: expected an object, got {sub!r}")
-                continue
-            out[key] = {}
-            _check(sub, spec, where, dotted + ".", problems, out[key])
-            continue
-        if key not in raw:
-            if spec.default is _REQUIRED:
-                problems.append(f"{where}: {dotted}: required key is missing")
-            else:
-                out[key] = copy.deepcopy(spec.default)
-            continue
-        value = raw[key]
-        if not _type_ok(value, spec.types):
-            expected = " or ".join(_TYPE_NAMES[t] for t in spec.types)
-            problems.append(f"{where}: {dotted}: expected {expected}, got {value!r}")
-            continue
-        if spec.choices is not None and value not in spec.choices:
-            problems.append(f"{where}: {dotted}: {value!r} is not one of "
-                            f"{', '.join(map(repr, spec.choices))}."
-                            f"{did_you_mean(value, spec.choices)}")
-            continue
-        message = spec.check(value) if spec.check else None
-        if message:
-            problems.append(f"{where}: {dotted}: {message}")
-            continue
-        out[key] = value
-
-
-def _check_model_params(config, where, problems):
-    try:
-        spec = get_spec(config["model"]["name"])
-    except (KeyError, TypeError):
-        return  # already reported
-    allowed = spec.parameters()
-    for key in config["model"]["params"]:
-        if key == "input_shape":
-            problems.append(f"{where}: model.params.input_shape: set data.image_size and "
-                            f"data.channels instead; the input shape is taken from them")
-        elif key not in allowed:
-            problems.append(f"{where}: model.params.{key}: "
-                            + _unknown_key_message(f"parameter of model {spec.name!r}", key,
-                                                   allowed)
-                            + f" Valid parameters: {', '.join(allowed)}")
-
-
-def _check_backbone_normalization(config, where, problems):
-    """A pretrained-backbone model scales its inputs itself; the loader must not do it too."""
-    normalization = config["data"]["normalization"]
-    method = normalization.get("method") if isinstance(normalization, dict) else normalization
-    if method != "backbone":
-        return
-    try:
-        spec = get_spec(config["model"]["name"])
-    except (KeyError, TypeError):
-        return  # already reported
-    if "backbone_name" in spec.parameters():
-        problems.append(f"{where}: data.normalization: {method!r} would apply the backbone's "
-                        f"preprocessing twice: model {spec.name!r} already preprocesses inside "
-                        f"the model and expects images in [0, 1]; use \"auto\" (or "
-                        f"\"dtype_range\") instead")
-
-
-def _check_dataset(config, where, problems):
-    data = config["data"]
-    if data["dataset"] in SYNTHETIC_DATASETS:
-        return  # generated into root on first use
-    root = Path(data["root"])
-    if root.is_file():
-        problems.append(f"{where}: data.root: {root.resolve()} is a file; give the dataset's "
-                        f"folder")
-    elif not root.is_dir():
-        problems.append(f"{where}: data.root: dataset folder {root.resolve()} does not exist")
-    params = inspect.signature(READERS[data["dataset"]]).parameters
-    for key in data["options"]:
-        if key == "root" or key not in params:
-            problems.append(f"{where}: data.options.{key}: "
-                            + _unknown_key_message(f"option of the {data['dataset']!r} reader",
-                                                   key, [p for p in params if p != "root"]))
-    if data["groups"] is not None and not Path(data["groups"]).is_file():
-        problems.append(f"{where}: data.groups: file {Path(data['groups']).resolve()} does not "
-                        f"exist")
-
-
-def _apply_task_defaults(raw, config):
-    if get_spec(config["model"]["name"]).task != "classification":
-        return
-    given = raw.get("training", {})
-    for key, value in CLASSIFICATION_DEFAULTS.items():
-        if key not in given:
-            config["training"][key] = copy.deepcopy(value)
-
-
-def _check_distribution(config, where, problems):
-    if config["training"]["distribution"] == "multi_worker":
-        try:
-            check_cluster()
-        except TFConfigError as err:
-            problems.append(f"{where}: training.distribution: {err}")
-
-
-def _check_memory(config, where, problems):
-    """One batch of input images (float32) must fit in a quarter of this machine's memory:
-    a network's activations are many times that, so a larger input cannot train here."""
-    data, batch = config["data"], config["training"]["batch_size"]
-    h, w = data["image_size"]
-    needed = batch * h * w * data["channels"] * 4
-    memory = physical_memory_bytes()
-    if memory and needed > memory / 4:
-        problems.append(f"{where}: data.image_size: {h}x{w} with {data['channels']} channel(s) "
-                        f"and training.batch_size {batch}: one batch of input images alone "
-                        f"takes {needed / 2**30:.1f} GiB, more than a quarter of this machine's "
-                        f"{memory / 2**30:.0f} GiB, before the network's activations; use a "
-                        f"smaller image_size (data.fit \"patches\" or \"tile\" trains on "
-                        f"windows of large images)")
-
-
-def validate_config(raw: dict, where: str = "<config>", preflight: bool = True) -> dict:
-    """Check an experiment dictionary and return it with every default filled in.
-
-    ``preflight`` also checks this machine for training: the dataset folder exists, a
-    ``multi_worker`` run has its ``TF_CONFIG``, a batch fits in memory. A trained run's saved
-    config is read without them (``preflight=False``), so that a run folder evaluates,
-    predicts and exports on any machine, wherever its training data went.
-
-    Raises ``ConfigError`` listing every problem found, each prefixed with ``where`` (the file).
-    """
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{where}: the experiment must be a JSON object"])
-    problems: list[str] = []
-    config: dict = {}
-    _check(raw, SCHEMA, where, "", problems, config)
-    if not problems:
-        _apply_task_defaults(raw, config)
-        _check_model_params(config, where, problems)
-        _check_backbone_normalization(config, where, problems)
-        if preflight:
-            _check_dataset(config, where, problems)
-            _check_distribution(config, where, problems)
-            _check_memory(config, where, problems)
-    if problems:
-        raise ConfigError(problems)
-    _optimizer_warnings(config, where)
-    return config
-
-
-def section_defaults(section: str) -> dict:
-    """The default settings of the experiment section ``section`` (``"training"``, ...), as a
-    fresh dictionary: what an experiment that leaves the section out runs with. Raises
-    ``ConfigError`` for a section with required keys."""
-    problems, out = [], {}
-    _check({}, SCHEMA[section], "<defaults>", f"{section}.", problems, out)
-    if problems:
-        raise ConfigError(problems)
-    return out
-
-
-def parse_override(text: str):
-    """Parse a ``--set`` override ``dotted.key=VALUE`` (VALUE as JSON, else a plain string).
-
-    Returns ``(["dotted", "key"], value)``.
-    """
-    if "=" not in text:
-        raise ConfigError([f"--set {text}: expected KEY=VALUE, for example training.epochs=2"])
-    key, value = text.split("=", 1)
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key.strip().split("."), parsed
-
-
-class KeyPathError(KeyError):
-    """A dotted key ``set_path`` cannot set. ``args[0]`` says why, naming the key;
-    ``parent`` is the key (a list of parts) whose value is not an object that the next part
-    can name (a number, a string, a list and a part that is not an index), or ``None`` when
-    the path is wrong in another way (a list index out of range, an item of a missing
-    list)."""
-
-    def __init__(self, message, parent=None):
-        super().__init__(message)
-        self.parent = parent
-
-
-def set_path(raw: dict, keys, value, fresh=None):
-    """Set the value at ``keys`` (``"a.b.0.c"`` or its parts; numbers index lists) in ``raw``.
-
-    A missing object on the way is created: ``fresh(parts)`` (the parts up to it) gives its
-    starting value, or ``None`` for an empty object. Raises ``KeyPathError`` naming the part
-    that cannot be reached.
-    """
-    parts = keys.split(".") if isinstance(keys, str) else list(keys)
-    node = raw
-    for i, part in enumerate(parts):
-        where = ".".join(parts[:i + 1])
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not part.isdigit() or int(part) >= len(node):
-                raise KeyPathError(f"{where}: the list has {len(node)} item(s)",
-                                   None if part.isdigit() else parts[:i])
-            if last:
-                node[int(part)] = value
-            else:
-                node = node[int(part)]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = value
-            else:
-                if part not in node:
-                    start = fresh(parts[:i + 1]) if fresh is not None else None
-                    if start is None and parts[i + 1].isdigit():
-                        raise KeyPathError(f"{where}: not in the experiment, so it has no item "
-                                           f"{parts[i + 1]}")
-                    node[part] = {} if start is None else start
-                node = node[part]
-        else:
-            problem = "its parent is" if last else "is"
-            raise KeyPathError(f"{where}: {problem} not an object or a list", parts[:i])
-
-
-def _schema_default(parts):
-    """The starting value of a missing object at ``parts``: a copy of its setting's default
-    when that is an object or a list (``training.optimizer``), else an empty object (a key
-    the schema does not know is then named by the validation, with the nearest valid one)."""
-    schema = SCHEMA
-    for k in parts[:-1]:
-        schema = schema.get(k) if isinstance(schema, dict) else None
-    spec = schema.get(parts[-1]) if isinstance(schema, dict) else None
-    if isinstance(spec, Field) and isinstance(spec.default, (dict, list)):
-        return copy.deepcopy(spec.default)
-    return {}
-
-
-def apply_overrides(raw: dict, overrides=(), where: str = "<config>") -> dict:
-    """Set each ``KEY=VALUE`` override (``kerasmed-train --set``) in the raw experiment ``raw``
-    (numbers in KEY index lists: ``data.augmentation.0.probability``).
-
-    Returns ``raw``, changed in place; raises ``ConfigError`` naming the override at fault.
-    """
-    for override in overrides:
-        keys, value = parse_override(override)
-        # A key inside an object-valued setting (training.optimizer.learning_rate) starts
-        # from that setting's default, so the rest of the default is kept.
-        try:
-            set_path(raw, keys, value, fresh=_schema_default)
-        except KeyPathError as err:
-            problem = err.args[0] if err.parent is None else f"{err.parent[-1]} is not an object"
-            raise ConfigError([f"--set {override}: {problem}"]) from None
-    return raw
-
-
-def read_experiment(path) -> dict:
-    """The raw experiment dictionary of the JSON file ``path``; ``ConfigError`` names the file
-    (and the line and column of invalid JSON, text that is not UTF-8, or JSON that is not an
-    object)."""
-    path = Path(path)
-    where = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError([f"{where}: cannot read the experiment file ({err.strerror})"]) from err
-    except UnicodeDecodeError as err:
-        raise ConfigError([f"{where}: not UTF-8 text (byte {err.start}: {err.reason}); save the "
-                           f"experiment file as UTF-8"]) from err
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError([f"{where}: line {err.lineno}, column {err.colno}: invalid JSON: "
-                           f"{err.msg}"]) from err
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{where}: the experiment must be a JSON object, got a JSON "
-                           f"{type(raw).__name__}"])
-    return raw
-
-
-def load_config(path, overrides=()) -> dict:
-    """Read, override and validate an experiment file.
-
-    ``overrides`` are ``KEY=VALUE`` strings (as from ``kerasmed-train --set``). Returns the full
-    configuration with defaults; raises ``ConfigError`` naming the file and each bad key.
-    """
-    path = Path(path)
-    where = str(path)
-    raw = apply_overrides(read_experiment(path), overrides, where)
-    try:
-        config = validate_config(raw, where)
-    except ConfigError as err:
-        raise ConfigError([_blame_override(p, where, overrides) for p in err.problems]) from None
-    if config["name"] is None:
-        config["name"] = path.stem
-    return config
-
-
-def _blame_override(problem: str, where: str, overrides) -> str:
-    """A problem with a key that ``--set`` gave (or a key inside it, or the object holding it)
-    names the ``--set`` argument, not the experiment file: the last one of that key, whose
-    value is the one in force."""
-    if not problem.startswith(f"{where}: "):
-        return problem
-    rest = problem[len(where) + 2:]
-    dotted = rest.split(":", 1)[0]
-    for override in reversed(list(overrides)):
-        key = override.split("=", 1)[0].strip()
-        if key == dotted or key.startswith(dotted + ".") or dotted.startswith(key + "."):
-            return f"--set {override}: {rest}"
-    return problem

@@ -40,7 +40,10 @@ import keras
 import numpy as np
 
 from kerasmed.experiment.pipeline import Experiment
-from kerasmed.experiment.schema import ConfigError, read_experiment, set_path, validate_config
+from kerasmed.experiment.files import read_experiment
+from kerasmed.experiment.overrides import set_path
+from kerasmed.experiment.schema import ConfigError
+from kerasmed.experiment.validate import validate_config
 from kerasmed.runfiles import create_run_dir, write_json_atomic
 
 __all__ = ["SAMPLERS", "PRUNERS", "HEARTBEAT_SECONDS", "RETRIES", "check_search_space",

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from kerasmed.data.fingerprint import compute_fingerprint, save_fingerprint
 from kerasmed.data.readers import DatasetLayoutError, read_dataset
-from kerasmed.experiment.schema import ConfigError, section_defaults, validate_config
+from kerasmed.experiment.schema import ConfigError
+from kerasmed.experiment.validate import section_defaults, validate_config
 from kerasmed.planning import classification, rules
 from kerasmed.planning.budget import Candidate, select
 from kerasmed.planning.probe import measure_loader, measure_step
