@@ -57,7 +57,7 @@ class Run:
     @property
     def folds(self) -> list[Run]:
         """The fold runs of a k-fold parent, in fold order (empty for a single run)."""
-        from kerasmed.experiment.inference import fold_dirs
+        from kerasmed.experiment.trained_run import fold_dirs
 
         return [Run(p) for p in fold_dirs(self.path)] if self.is_kfold else []
 

@@ -20,39 +20,36 @@ def write_config(tmp_path):
     return write
 
 
-@pytest.fixture
-def tiny_experiment(tmp_path):
-    """A quickstart-shaped experiment small enough to train in seconds."""
+def _tiny(root, epochs=2):
+    """A quickstart-shaped experiment small enough to train in seconds, its generated data
+    under ``root``."""
     return {
         "name": "tiny",
         "seed": 3,
         "model": {"name": "unet", "params": {"filters": 4, "depth": 2}},
         "data": {
             "dataset": "synthetic_polyps",
-            "root": str(tmp_path / "synthetic"),
+            "root": str(root),
             "synthetic": {"n_images": 16, "height": 48, "width": 64, "seed": 0},
             "image_size": [32, 32],
             "val_fraction": 0.25,
         },
-        "training": {"epochs": 2, "batch_size": 4, "loss": "bce_dice",
+        "training": {"epochs": epochs, "batch_size": 4, "loss": "bce_dice",
                      "metrics": ["dice", "iou"], "verbose": 0},
     }
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path):
+    """The tiny experiment (2 epochs), its data in this test's folder."""
+    return _tiny(tmp_path / "synthetic")
 
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
     """One end-to-end CLI run of a tiny experiment, shared by the checks below."""
     tmp = tmp_path_factory.mktemp("cli")
-    config = {
-        "name": "tiny",
-        "seed": 3,
-        "model": {"name": "unet", "params": {"filters": 4, "depth": 2}},
-        "data": {"dataset": "synthetic_polyps", "root": str(tmp / "synthetic"),
-                 "synthetic": {"n_images": 16, "height": 48, "width": 64, "seed": 0},
-                 "image_size": [32, 32], "val_fraction": 0.25},
-        "training": {"epochs": 3, "batch_size": 4, "loss": "bce_dice",
-                     "metrics": ["dice", "iou"], "verbose": 0},
-    }
+    config = _tiny(tmp / "synthetic", epochs=3)
     path = tmp / "tiny.json"
     path.write_text(json.dumps(config))
     out = tmp / "runs"

@@ -12,7 +12,7 @@
 Layers below (models, losses, metrics, data, evaluation, training) import nothing from here.
 """
 
-from kerasmed.experiment.inference import InferenceRun, evaluation_samples, load_for_inference
+from kerasmed.experiment.trained_run import InferenceRun, evaluation_samples, load_for_inference
 from kerasmed.experiment.pipeline import Experiment, Split, list_samples
 from kerasmed.experiment.runs import resume, train, train_kfold
 from kerasmed.experiment.files import load_config

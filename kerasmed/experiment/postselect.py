@@ -15,7 +15,7 @@ from pathlib import Path
 from kerasmed.data.io import read_class_mask, read_mask
 from kerasmed.evaluation.cleaning import select_cleaning
 from kerasmed.evaluation.inference import predict_image, to_mask
-from kerasmed.experiment.inference import POSTPROCESS_FILE, fold_dirs, load_for_inference
+from kerasmed.experiment.trained_run import POSTPROCESS_FILE, fold_dirs, load_for_inference
 from kerasmed.experiment.schema import ConfigError
 from kerasmed.runfiles import write_json_atomic
 
