@@ -169,12 +169,12 @@ def iter_predictions(target, images, *, checkpoint="best", mode=None, tta=False,
     images are appended to the list ``skipped`` as ``(path, message)`` instead of raising
     ``ImageReadError``.
     """
-    from kerasmed.data.io import ImageReadError, read_image, image_paths
+    from kerasmed.data.io import ON_ERROR, ImageReadError, image_paths, read_image
     from kerasmed.evaluation import predict_image, to_mask
     from kerasmed.experiment import load_for_inference
 
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
     paths = image_paths(images)
     run = load_for_inference(_target(target, ensemble), checkpoint, mode, normalization)
     settings = run.settings
