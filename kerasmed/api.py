@@ -22,11 +22,15 @@ __all__ = ["Run", "Evaluation", "Comparison", "Prediction", "Heatmap", "train", 
            "tune", "Tuning", "load_run"]
 
 
-def _figure_of_images(images, titles, columns=3, size=3.2):
-    """A matplotlib figure showing ``images`` (RGB arrays) in a grid with ``titles`` (made
-    with pyplot for inline display, and closed so that a notebook shows it once)."""
+def _figure_of_pngs(pngs, columns=3, size=3.2):
+    """A matplotlib figure showing the PNG files ``pngs`` in a grid, each titled with its
+    name (made with pyplot for inline display, and closed so that a notebook shows it
+    once)."""
+    import cv2
     import matplotlib.pyplot as plt
 
+    images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in pngs]
+    titles = [p.stem for p in pngs]
     rows = max(1, -(-len(images) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows),
                              squeeze=False)
@@ -467,11 +471,7 @@ class Tuning:
 
     def show(self, columns=2):
         """The study's plots (optimisation history, parameter importances...) as one figure."""
-        import cv2
-
-        pngs = sorted(self.path.glob("*.png"))
-        images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in pngs]
-        return _figure_of_images(images, [p.stem for p in pngs], columns=columns, size=4.5)
+        return _figure_of_pngs(sorted(self.path.glob("*.png")), columns=columns, size=4.5)
 
 
 def tune(experiment=None, trials=None, output="tuning", resume=None, storage=None,
@@ -500,11 +500,8 @@ class Comparison:
 
     def show(self, columns=2):
         """The paired plots (one per score and pair) as one figure."""
-        import cv2
-
-        pngs = sorted(self.path.glob("paired_*.png"))
-        images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in pngs]
-        return _figure_of_images(images, [p.stem for p in pngs], columns=columns, size=4.5)
+        return _figure_of_pngs(sorted(self.path.glob("paired_*.png")), columns=columns,
+                               size=4.5)
 
 
 def _labels(paths) -> list[str]:
@@ -590,12 +587,9 @@ class Evaluation:
     def show(self, columns=3):
         """The overlays the evaluation drew (best and worst cases by Dice; each panel:
         image, truth, prediction), or a classifier's confusion matrix, as one figure."""
-        import cv2
-
         pngs = sorted((self.path / "overlays").glob("*.png")) if \
             (self.path / "overlays").is_dir() else sorted(self.path.glob("confusion*.png"))
-        images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in pngs]
-        return _figure_of_images(images, [p.stem for p in pngs], columns=columns)
+        return _figure_of_pngs(pngs, columns=columns)
 
     def __repr__(self):
         return f"Evaluation({str(self.path)!r})"
