@@ -200,3 +200,27 @@ def test_without_tf_config_the_cluster_comes_from_the_slurm_step(monkeypatch, wr
     monkeypatch.setenv("SLURM_PROCID", "one")
     with pytest.raises(ConfigError, match="SLURM_PROCID: expected a whole number"):
         load_config(path)
+
+
+def test_the_survivor_blames_the_lost_worker_not_itself(monkeypatch):
+    """TensorFlow's message can name the reporting task after the unhealthy ones (the gRPC
+    details); seen in CI as "worker 0, worker 1 stopped answering" on worker 0."""
+    import types
+
+    import tensorflow as tf
+
+    resolver = types.SimpleNamespace(task_type="worker", task_id=0)
+    monkeypatch.setattr(tf_distribute, "_STRATEGY",
+                        types.SimpleNamespace(cluster_resolver=resolver))
+    message = ("Error reported from /job:worker/replica:0/task:0: The following tasks are "
+               "unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1\n"
+               "Additional GRPC error information from remote target "
+               "/job:worker/replica:0/task:0")
+    err = tf.errors.UnavailableError(None, None, message)
+    assert tf_distribute.lost_workers(err) == ["worker 1"]
+    resolver.task_id = 1  # the same loss seen from worker 1: it never blames itself
+    assert tf_distribute.lost_workers(err) == ["worker 0"]
+    resolver.task_id = 0  # a message naming no other task names nobody
+    assert tf_distribute.lost_workers(tf.errors.UnavailableError(
+        None, None, message.replace("task:1", "task:0"))) == []
+    assert tf_distribute.lost_workers(RuntimeError("unhealthy")) is None

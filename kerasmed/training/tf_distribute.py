@@ -178,4 +178,8 @@ def lost_workers(err: BaseException) -> list[str] | None:
     # "Error reported from <a task>: The following tasks are unhealthy ...: <the lost ones>"
     text = str(err).split("unhealthy", 1)[-1]
     found = re.findall(r"/job:(\w+)(?:/replica:\d+)?/task:(\d+)", text)
-    return sorted({f"{job} {task}" for job, task in found})
+    # The message can go on to name the task that reported it (gRPC's "additional error
+    # information from remote target ..."), which may be this process: a survivor is not lost.
+    resolver = _STRATEGY.cluster_resolver
+    itself = (resolver.task_type, str(resolver.task_id or 0))
+    return sorted({f"{job} {task}" for job, task in found if (job, task) != itself})
