@@ -72,6 +72,23 @@ def test_small_uniform_rgb_images_are_resized_whole(tmp_path):
     assert "data.patches_per_epoch" not in d
 
 
+def test_cache_is_planned_with_the_loaders_estimate_and_limit(monkeypatch):
+    """The plan keeps samples in memory exactly when the loader's cache check would accept
+    them: ``data.memory``'s estimate against its share of this machine's memory."""
+    from kerasmed.data import memory
+
+    fp = fingerprint(n=10, shape=(1000, 1000), dtype="uint16", channels=1)
+    native = memory.cache_bytes([1000 * 1000] * 10, 1, 2, 1)  # 16-bit pixels, 8-bit masks
+    assert rules.cache_rule(fp, 1, "patches", [256, 256]).figures["bytes"] == native
+    resized = rules.cache_rule(fp, 1, "resize", [256, 256]).figures["bytes"]
+    assert resized == memory.cache_bytes([256 * 256] * 10, 1, 2, 1)
+    monkeypatch.setattr(memory, "physical_memory_bytes", lambda: 2 * native + 2)
+    assert rules.cache_rule(fp, 1, "patches", [256, 256]).value is True
+    monkeypatch.setattr(memory, "physical_memory_bytes", lambda: 2 * native)
+    refused = rules.cache_rule(fp, 1, "patches", [256, 256])
+    assert refused.value is False and "50%" in refused.reason
+
+
 def test_deep_supervision_weights_halve_per_level_and_the_final_output_is_monitored(
         tmp_path, monkeypatch):
     from kerasmed.experiment.validate import validate_config

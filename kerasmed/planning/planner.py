@@ -164,7 +164,7 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
     if not classify and mask_mode == "classes":
         base["data"]["num_classes"] = model["params"]["classes"] = fp["classes"]["n_classes"]
     decisions += _schedule_decisions(fp, measured, plan, budget_minutes, folds, classify)
-    decisions += [optimizer, schedule, rules.cache_rule(fp, channels)]
+    decisions += [optimizer, schedule, rules.cache_rule(fp, channels, chosen.fit, chosen.size)]
     experiment = _experiment(root, dataset, options, decisions, model, base, seed,
                              name or Path(root).name, budget_minutes)
     return Plan(experiment, decisions, fp, budget_minutes, plan.seconds / 60.0, costs)

@@ -14,6 +14,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from kerasmed.data import memory
 from kerasmed.models.planned_unet import default_side_levels, deep_supervision_weights
 
 __all__ = ["Decision", "PlanError", "MIN_FEATURE_MAP", "MAX_POOLS", "WIDTH_CAP", "BASE_WIDTHS",
@@ -327,13 +330,22 @@ def optimizer_rule() -> tuple[Decision, Decision]:
             Decision("training.lr_schedule", schedule, "optimizer", reason))
 
 
-def cache_rule(fp, channels: int) -> Decision:
-    """Keep decoded images in memory when they take under 2 GB (float32 after reading is not
-    kept: the stored dtype is)."""
-    nbytes = sum(i["height"] * i["width"] * channels * (2 if i["dtype"] == "uint16" else
-                                                        4 if "float" in i["dtype"] else 1)
-                 for i in fp["images"])
-    value = nbytes < 2e9
+def cache_rule(fp, channels: int, fit: str, size) -> Decision:
+    """Keep decoded samples in memory when the loader's own check would accept them
+    (``data.memory``: ``CACHE_SHARE`` of this machine's memory, the estimate the loader makes
+    before it fills the cache): whole images in their stored dtype for the windowed fits,
+    ``size`` for a resize; one byte a mask pixel."""
+    itemsize = max(np.dtype(i["dtype"]).itemsize for i in fp["images"])
+    if fit == "resize":
+        pixels = [math.prod(size)] * len(fp["images"])
+    else:
+        pixels = [i["height"] * i["width"] for i in fp["images"]]
+    nbytes = memory.cache_bytes(pixels, channels, itemsize,
+                                0 if fp["kind"] == "classification" else 1)
+    limit = memory.CACHE_SHARE * (memory.physical_memory_bytes() or 0)
+    value = nbytes < limit
     return Decision("data.cache", value, "cache",
-                    f"decoded images take {nbytes / 1e6:.0f} MB "
-                    f"{'<' if value else '>='} 2000 MB", {"bytes": nbytes})
+                    f"decoded samples take {nbytes / 2**20:.0f} MiB "
+                    f"{'<' if value else '>='} {memory.CACHE_SHARE:.0%} of this machine's "
+                    f"{limit / memory.CACHE_SHARE / 2**30:.0f} GiB",
+                    {"bytes": nbytes, "memory_bytes": int(limit / memory.CACHE_SHARE)})
