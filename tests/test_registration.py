@@ -80,7 +80,8 @@ def test_import_kerasmed_registers_every_object_of_the_package():
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_help_does_not_import_keras(command):
-    """``--help`` answers before Keras (and its backend, seconds to import) is loaded."""
+    """``--help`` answers before Keras (and its backend, seconds to import) is loaded, and
+    before SciPy and scikit-image (a few tenths of a second; the help quotes defaults only)."""
     out = _fresh(f"""
         import sys
         from kerasmed.cli import {command}
@@ -88,7 +89,7 @@ def test_help_does_not_import_keras(command):
             {command}(["--help"])
         except SystemExit:
             pass
-        print("IMPORTED", sorted(m for m in ("keras", "tensorflow", "jax", "torch")
-                                 if m in sys.modules))
+        print("IMPORTED", sorted(m for m in ("keras", "tensorflow", "jax", "torch", "scipy",
+                                             "skimage") if m in sys.modules))
         """)
     assert out.strip().splitlines()[-1] == "IMPORTED []"

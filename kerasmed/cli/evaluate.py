@@ -72,7 +72,7 @@ def eval_main(argv=None) -> int:
                              "overlays")
     parser.add_argument("--samples", type=bounded(int, 1), default=8,
                         help="--uncertainty mc_dropout: stochastic passes per image (default 8)")
-    from kerasmed.evaluation.surface import DEFAULT_TOLERANCE_PIXELS
+    from kerasmed.evaluation.choices import DEFAULT_TOLERANCE_PIXELS
     parser.add_argument("--spacing", type=_spacing, default=None, metavar="ROW,COL",
                         help="pixel size (one number for square pixels): HD95, ASSD and the NSD "
                              "tolerance in its unit (default: the run's data.spacing, else the "

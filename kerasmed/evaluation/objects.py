@@ -8,8 +8,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from kerasmed.evaluation import instances as km_instances
-from kerasmed.evaluation.panoptic import PANOPTIC_SCORES
+from kerasmed.evaluation.choices import PANOPTIC_SCORES
 
 __all__ = ["Postprocess", "OBJECT_SCORES", "SUMMARY_OBJECT_SCORES", "SOURCES",
            "INSTANCE_CHOICES", "DISTANCE_FOREGROUND", "PROBABILITY_FOREGROUND",
@@ -61,6 +60,9 @@ class Postprocess:
 
     def instances(self, prob: np.ndarray) -> np.ndarray:
         """An ``int32`` instance mask from a model's ``(H, W, C)`` output."""
+        # Imported here: the settings above are read by the commands' --help, without SciPy.
+        from kerasmed.evaluation import instances as km_instances
+
         if self.source == "distance":
             threshold = (DISTANCE_FOREGROUND if self.foreground_threshold is None
                          else self.foreground_threshold)

@@ -16,12 +16,12 @@ the empty-mask rules differ.
 
 from __future__ import annotations
 
+from kerasmed.evaluation.choices import PANOPTIC_SCORES
 from kerasmed.evaluation.instances import _iou, _overlaps
 
 __all__ = ["PANOPTIC_SCORES", "panoptic_counts", "panoptic_from_counts", "panoptic_quality",
            "pooled_panoptic_quality"]
 
-PANOPTIC_SCORES = ("pq", "sq", "rq")
 
 
 def panoptic_counts(true, pred, iou_threshold: float = 0.5) -> dict:

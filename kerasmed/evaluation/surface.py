@@ -32,16 +32,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from kerasmed.evaluation.choices import DEFAULT_TOLERANCE_PIXELS
+
 __all__ = ["SURFACE_SCORES", "DEFAULT_TOLERANCE_PIXELS", "PIXEL_UNIT", "UNNAMED_UNIT",
            "TIFF_UNIT", "outline",
            "surface_distances", "hd95", "assd", "nsd", "surface_scores", "check_spacing",
            "tiff_spacing", "resolve_spacing", "default_tolerance"]
 
 SURFACE_SCORES = ("hd95", "assd", "nsd")
-#: The default NSD tolerance, in pixels (with a pixel size: this many of the largest pixel
-#: side). Two pixels absorb the one-pixel disagreement of annotators drawing the same outline
-#: and the rounding of a resized prediction; docs/evaluation.md.
-DEFAULT_TOLERANCE_PIXELS = 2.0
 PIXEL_UNIT = "pixel"
 #: The unit of a spacing given without naming it (``--spacing`` without ``--spacing-unit``,
 #: ``data.spacing``): one name, so that two such evaluations compare.
