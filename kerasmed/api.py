@@ -282,11 +282,10 @@ def export(target, format="savedmodel", output=None, *, checkpoint="best", image
     from kerasmed.data.synthetic import SYNTHETIC_DATASETS
     from kerasmed.evaluation.inference import model_input_shape, model_view
     from kerasmed.experiment import ConfigError, load_for_inference
-    from kerasmed.exporting import FORMATS, export_model
+    from kerasmed.exporting import check_format, export_model
     from kerasmed.runfiles import remove_path, write_json_atomic
 
-    if format not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {format!r}")
+    check_format(format)  # before the model loads
     target = Path(getattr(target, "path", target))
     run = load_for_inference(target, checkpoint)
     model, settings = run.model, run.settings

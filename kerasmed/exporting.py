@@ -18,9 +18,17 @@ import numpy as np
 
 from kerasmed.runfiles import follow_umask, remove_path
 
-__all__ = ["FORMATS", "ExportError", "export_model", "exported_predict", "tolerance_for"]
+__all__ = ["FORMATS", "ExportError", "check_format", "export_model", "exported_predict",
+           "tolerance_for"]
 
 FORMATS = {"savedmodel": "tf_saved_model", "onnx": "onnx"}
+
+
+def check_format(fmt: str) -> str:
+    """``fmt`` if it is one of ``FORMATS``; else ``ValueError`` listing them."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    return fmt
 
 
 class ExportError(RuntimeError):
@@ -73,8 +81,7 @@ def export_model(model, path, fmt: str, x: np.ndarray, tolerance=None) -> dict:
     ``ExportError`` naming the blocking layers when the export fails, or the difference when
     the exported model predicts differently.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    check_format(fmt)
     path = Path(path)
     x = np.ascontiguousarray(x, np.float32)
     # Before the export: Keras' ONNX path needs a model that has been called once.

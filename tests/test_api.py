@@ -109,6 +109,14 @@ def test_tune_needs_an_experiment_or_a_study_to_resume():
         kerasmed.tune()
 
 
+def test_export_refuses_an_unknown_format_before_loading_anything(tmp_path):
+    missing = tmp_path / "no_such_run"
+    with pytest.raises(ValueError, match=r"format must be one of \['onnx', 'savedmodel'\], "
+                                         r"got 'tflite'"):
+        kerasmed.export(missing, "tflite")
+    assert not missing.exists()
+
+
 def test_no_module_switches_the_matplotlib_backend():
     """``matplotlib.use("Agg")`` in a module would stop a notebook's figures from showing
     (the figures kerasmed writes are drawn on ``matplotlib.figure.Figure`` instead)."""
