@@ -8,7 +8,7 @@ import torch
 from scipy import ndimage
 
 from _eval_shapes import objects, shift, spurious
-from kerasmed.evaluation.instances import object_f1, object_metrics
+from kerasmed.evaluation.object_scores import object_f1, object_metrics
 from kerasmed.evaluation.panoptic import (PANOPTIC_SCORES, panoptic_quality,
                                           pooled_panoptic_quality)
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from kerasmed.data.targets import distance_map
-from kerasmed.evaluation.instances import (aggregated_jaccard_index, instances_from_probabilities,
-                                           object_detection_counts, object_dice, object_f1,
-                                           object_metrics, watershed_from_distance)
+from kerasmed.evaluation.instances import instances_from_probabilities, watershed_from_distance
+from kerasmed.evaluation.object_scores import (aggregated_jaccard_index, object_detection_counts,
+                                               object_dice, object_f1, object_metrics)
 
 
 def square(mask, label, top, left, size_h, size_w=None):

@@ -3,8 +3,8 @@
 Instance masks are 2-D integer arrays: 0 background, one positive label per object (labels need
 not be consecutive). ``distance_map`` is the DIST target of Naylor et al., "Segmentation of
 Nuclei in Histopathology Images by Deep Regression of the Distance Map", IEEE TMI 2019. The
-post-processing that turns predictions back into objects, and the object scores, are
-``kerasmed.evaluation.instances``.
+post-processing that turns predictions back into objects is
+``kerasmed.evaluation.instances``; the object scores are ``kerasmed.evaluation.object_scores``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 Segmentation", CVPR 2019), the score of the MoNuSAC, Lizard and CoNIC nuclei challenges.
 
 A predicted object matches a true one when their IoU exceeds the threshold (0.5: matches are
-then unique, as ``kerasmed.evaluation.instances.object_detection_counts`` counts them):
+then unique, as ``kerasmed.evaluation.object_scores.object_detection_counts`` counts them):
 
 - RQ (recognition quality) = TP / (TP + FP / 2 + FN / 2), the object F1 at that threshold;
 - SQ (segmentation quality) = the mean IoU of the matched pairs;
@@ -17,7 +17,7 @@ the empty-mask rules differ.
 from __future__ import annotations
 
 from kerasmed.evaluation.choices import PANOPTIC_SCORES
-from kerasmed.evaluation.instances import _iou, _overlaps
+from kerasmed.evaluation.object_scores import iou_matrix, overlaps
 
 __all__ = ["PANOPTIC_SCORES", "panoptic_counts", "panoptic_from_counts", "panoptic_quality",
            "pooled_panoptic_quality"]
@@ -30,8 +30,8 @@ def panoptic_counts(true, pred, iou_threshold: float = 0.5) -> dict:
     unmatched objects of each side and the sum of the matched pairs' IoU."""
     if iou_threshold < 0.5:
         raise ValueError("iou_threshold must be >= 0.5 so that matches are one-to-one")
-    inter, true_area, pred_area = _overlaps(true, pred)
-    iou, _ = _iou(inter, true_area, pred_area)
+    inter, true_area, pred_area = overlaps(true, pred)
+    iou, _ = iou_matrix(inter, true_area, pred_area)
     matched = iou > iou_threshold
     tp = int(matched.sum())
     return {"tp": tp, "fp": len(pred_area) - tp, "fn": len(true_area) - tp,

@@ -17,7 +17,7 @@ import numpy as np
 
 from kerasmed.data.io import read_image, read_label_mask, read_mask
 from kerasmed.data.normalize import normalize_image
-from kerasmed.evaluation import instances as km_instances
+from kerasmed.evaluation import object_scores
 from kerasmed.evaluation.calibration import Calibration, predictive_entropy, sample_variance
 from kerasmed.evaluation.cleaning import MaskCleaning
 from kerasmed.evaluation.inference import (InferenceSettings, model_input_shape, predict_image,
@@ -195,7 +195,7 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
                                            nsd_tolerance))
             row.update(class_columns(per_class[-1]))
         if postprocess is not None:
-            row.update(km_instances.object_metrics(truth, pred, postprocess.iou_threshold))
+            row.update(object_scores.object_metrics(truth, pred, postprocess.iou_threshold))
         if maps is not None:
             row.update(uncertainty=float(maps[0].mean()), variance=float(maps[1].mean()))
         if calibration is not None:
@@ -226,7 +226,7 @@ def evaluate(model, samples, out_dir, settings: InferenceSettings | None = None,
         scores += OBJECT_SCORES
         tp, fp, fn = (int(table[c].sum()) for c in ("tp", "fp", "fn"))
         summary["postprocess"] = dict(vars(postprocess))
-        summary["object_f1_pooled"] = {"value": km_instances.f1_from_counts(tp, fp, fn),
+        summary["object_f1_pooled"] = {"value": object_scores.f1_from_counts(tp, fp, fn),
                                        "tp": tp, "fp": fp, "fn": fn}
         summary["pq_pooled"] = pooled_panoptic_quality(table.to_dict("records"))
     summary.update(summarise(table, scores))
