@@ -15,10 +15,11 @@ import os
 import re
 import shutil
 import tempfile
+from glob import escape as glob_escape
 from pathlib import Path
 
 __all__ = ["create_run_dir", "write_json_atomic", "replace_atomic", "strict_json",
-           "remove_stray_temporaries", "follow_umask", "remove_path"]
+           "remove_stray_temporaries", "follow_umask", "remove_path", "owned_tempdir"]
 
 
 def create_run_dir(output_root, name: str) -> Path:
@@ -130,3 +131,25 @@ def remove_stray_temporaries(folder) -> list[Path]:
             path.unlink()
             removed.append(path)
     return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a platform that cannot say: keep it
+    return True
+
+
+def owned_tempdir(prefix: str, dir=None) -> Path:
+    """A new temporary folder named ``<prefix><pid>-<random>`` in ``dir`` (default: the
+    system's), after removing the folders of that prefix whose process no longer runs: a
+    SIGKILLed process cannot clean up after itself, so the next one does. Returns its path."""
+    parent = Path(dir or tempfile.gettempdir())
+    for old in parent.glob(f"{glob_escape(prefix)}*-*"):
+        pid = old.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and old.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))

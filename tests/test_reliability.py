@@ -314,3 +314,35 @@ def test_errors_name_the_file_the_override_and_the_path(finished_run, write_conf
     err = capsys.readouterr().err
     assert f"{out}: Read-only file system (choose a writable --output)" in err
     assert "cannot be exported" not in err and not out.exists()
+
+
+def test_temporary_folders_of_killed_processes_are_removed_by_the_next_one(tmp_path):
+    """A SIGKILLed predict, explain or non-chief worker cannot remove its staging or scratch
+    folder; the next process using the same prefix removes the folders whose process is gone,
+    and leaves those of running processes alone."""
+    import os
+    import subprocess
+    import sys
+
+    from kerasmed.cli._common import staged_output
+    from kerasmed.runfiles import owned_tempdir
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        orphan = tmp_path / f".kerasmed-predict-{gone}-x1"
+        alive = tmp_path / f".kerasmed-predict-{running.pid}-x2"
+        other = tmp_path / f".kerasmed-explain-{gone}-x3"  # another prefix: not ours to touch
+        for folder in (orphan, alive, other):
+            (folder / "masks").mkdir(parents=True)
+        with staged_output(tmp_path, ".kerasmed-predict-") as staging:
+            assert staging.name.startswith(f".kerasmed-predict-{os.getpid()}-")
+            (staging / "a.png").write_bytes(b"x")
+        assert not orphan.exists() and alive.is_dir() and other.is_dir()
+        assert (tmp_path / "a.png").read_bytes() == b"x" and not staging.exists()
+        scratch = owned_tempdir("kerasmed-worker-", tmp_path)
+        assert scratch.is_dir() and scratch.parent == tmp_path
+    finally:
+        running.kill()
+        running.wait()

@@ -10,7 +10,6 @@ import errno
 import os
 import shutil
 import sys
-import tempfile
 
 EXIT_CODES = {"done": 0, "failed": 1, "bad input": 2, "diverged": 3, "interrupted": 130,
               "terminated": 143}
@@ -174,16 +173,19 @@ def inference_parser(prog, description):
 def staged_output(out, prefix: str):
     """Write a command's files all or nothing: the block writes into the staging folder this
     yields (inside ``out``, created if needed), and only when it ends without an error are the
-    files moved into ``out``, refusing to overwrite any. The staging folder is always removed,
+    files moved into ``out``, refusing to overwrite any. The staging folder is always removed
+    (after a SIGKILL, by the next command staging into ``out``: ``runfiles.owned_tempdir``),
     and so is ``out`` when this created it and it stays empty."""
     from pathlib import Path
+
+    from kerasmed.runfiles import owned_tempdir
 
     out = Path(out)
     created = not out.exists()
     staging = None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=prefix, dir=out))
+        staging = owned_tempdir(prefix, out)
         yield staging
         names = sorted(p.name for p in staging.iterdir())
         clashes = [str(out / n) for n in names if (out / n).exists()]

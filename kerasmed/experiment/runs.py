@@ -11,7 +11,6 @@ import atexit
 import functools
 import json
 import shutil
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -24,7 +23,8 @@ from kerasmed.evaluation.compare import mean_confidence_interval
 from kerasmed.experiment.pipeline import Experiment
 from kerasmed.experiment.postselect import select_postprocessing
 from kerasmed.experiment.schema import ConfigError
-from kerasmed.runfiles import create_run_dir, remove_stray_temporaries, write_json_atomic
+from kerasmed.runfiles import (create_run_dir, owned_tempdir, remove_stray_temporaries,
+                               write_json_atomic)
 from kerasmed.training.callbacks import BudgetClock
 from kerasmed.training.distribution import distribution_scope, worker_role
 from kerasmed.training.trainer import read_summary, run_training
@@ -41,10 +41,11 @@ def _distribution(training, where):
 
 def _worker_scratch(name) -> Path:
     """Where a multi-worker run's non-chief worker writes its copy of the run files: a new
-    temporary folder, removed when the process ends. Every worker runs the same callbacks
+    temporary folder, removed when the process ends (or by the next worker on this machine,
+    when it was killed: ``runfiles.owned_tempdir``). Every worker runs the same callbacks
     (saving a model reads replicated variables, a collective step all take together), but only
     the chief's files are the run. Returns the folder for ``name``'s files, created."""
-    scratch = Path(tempfile.mkdtemp(prefix="kerasmed-worker-"))
+    scratch = owned_tempdir("kerasmed-worker-")
     atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     (scratch / Path(name).name).mkdir()
     return scratch / Path(name).name
