@@ -13,7 +13,7 @@ Usage::
     python benchmarks/planner.py --prepare DATA_DIR      # the three sets below, train and test
     python benchmarks/planner.py --standard DATA_DIR [--budget MINUTES]
     python benchmarks/planner.py --case NAME TRAIN_DIR TEST_DIR HAND.json MINUTES [--case ...]
-        [--output bench_planner]
+        [--folds K] [--output bench_planner]
 
 ``--prepare`` writes, under DATA_DIR, train and test folders of three sets (binary 0/255
 masks): ``polyps`` (kerasmed's synthetic polyps, 200 training frames as the quickstart's, 60
@@ -62,10 +62,10 @@ def _test_dice(target: Path, test_dir: str) -> float:
 
 
 def run_case(name, train_dir, test_dir, hand, minutes, output: Path, planned_set=(),
-             with_hand=True) -> dict:
+             with_hand=True, folds=None) -> dict:
     """One row: the hand-written experiment (unless ``with_hand`` is false) and the planned
-    one (with ``planned_set`` overrides, e.g. another optimiser), each trained and evaluated
-    on ``test_dir``."""
+    one (with ``planned_set`` overrides, e.g. another optimiser; ``folds`` passed to
+    ``kerasmed-plan --folds``), each trained and evaluated on ``test_dir``."""
     out = output / name
     row = {"data set": name, "budget min": minutes}
     if with_hand:
@@ -77,7 +77,7 @@ def run_case(name, train_dir, test_dir, hand, minutes, output: Path, planned_set
     plan_dir = out / "plan"
     if not (plan_dir / "experiment.json").exists():
         plan_s, _ = _run(["plan_main", train_dir, "--budget", str(minutes), "--output",
-                          str(plan_dir)])
+                          str(plan_dir)] + (["--folds", str(folds)] if folds else []))
         row["plan s"] = plan_s
     planned_runs = out / ("planned" + "".join(f"_{i}" for i, _ in enumerate(planned_set)))
     args = ["train_main", str(plan_dir / "experiment.json"), "--output", str(planned_runs)]
@@ -149,6 +149,8 @@ def main(argv=None):
                         help="override a key of each planned experiment (repeatable)")
     parser.add_argument("--no-hand", action="store_true",
                         help="train only the planned experiments (an existing plan is reused)")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="kerasmed-plan --folds K for every case (default: the plan's own)")
     parser.add_argument("--output", default="bench_planner")
     args = parser.parse_args(argv)
     if args.prepare:
@@ -165,7 +167,7 @@ def main(argv=None):
     if not cases:
         parser.error("give --prepare, --standard or --case")
     rows = [run_case(n, tr, te, h, float(m), Path(args.output), args.planned_set,
-                     not args.no_hand) for n, tr, te, h, m in cases]
+                     not args.no_hand, args.folds) for n, tr, te, h, m in cases]
     columns = list(rows[0])
     ratio = "hand Dice" in columns
     print("| " + " | ".join(columns) + (" | planned / hand Dice |" if ratio else " |"))
