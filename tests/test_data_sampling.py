@@ -300,3 +300,31 @@ def test_bad_arguments(squares, tmp_path):
     with pytest.raises(ValueError, match="fit must be one of"):
         ClassificationDataset(read_dataset("oct2017", tmp_path), 2, PATCH, fit="patches")
     assert "patches" not in ClassificationDataset._fit_modes
+
+
+# ------------------------------------------------------------------------ passes per epoch
+
+def test_several_passes_per_epoch_show_every_image_that_often_each_augmented_anew(squares):
+    """``passes_per_epoch``: one epoch of the whole-image fits goes over the images k times in
+    one shuffled order, each repeat its own item (its own flip); validation is unchanged."""
+    samples, _ = squares
+    flip = [{"op": "flip_left_right", "probability": 0.5}]
+    one = SegmentationDataset(samples, 2, PATCH, shuffle=True, seed=3, augment=flip)
+    three = SegmentationDataset(samples, 2, PATCH, shuffle=True, seed=3, augment=flip,
+                                passes_per_epoch=3)
+    assert len(one) == 4 and len(three) == 12
+    assert sorted(three._items[i][0] for i in three._order) == sorted(list(range(8)) * 3)
+    # The repeats of an image are separate draws: some image is flipped in one and not another.
+    images = np.concatenate([three[b][0] for b in range(len(three))])
+    by_sample = {}
+    for position, item in enumerate(three._order):
+        by_sample.setdefault(three._items[item][0], []).append(images[position])
+    assert any(not np.array_equal(views[0], views[1]) or not np.array_equal(views[1], views[2])
+               for views in by_sample.values())
+    validation = SegmentationDataset(samples, 2, PATCH, shuffle=False, passes_per_epoch=3)
+    assert len(validation) == 4
+    with pytest.raises(ValueError, match="passes_per_epoch applies to the whole-image fits"):
+        make(samples, passes_per_epoch=2)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="passes_per_epoch must be a positive integer"):
+            SegmentationDataset(samples, 2, PATCH, shuffle=True, passes_per_epoch=bad)

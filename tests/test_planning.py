@@ -89,6 +89,35 @@ def test_cache_is_planned_with_the_loaders_estimate_and_limit(monkeypatch):
     assert refused.value is False and "50%" in refused.reason
 
 
+def test_passes_are_grouped_into_epochs_until_validation_is_a_small_share(tmp_path):
+    """A small dataset's pass is a few steps, and validation, checkpoints and plots each epoch
+    would take much of the budget: ``schedule`` groups the fewest passes into one epoch that
+    keep them within ``rules.VALIDATION_SHARE`` of it, and keeps ``EPOCH_RANGE[0]`` epochs."""
+    from kerasmed.planning import budget
+
+    fp = fingerprint(n=20, shape=(64, 64))
+    candidate = budget.Candidate("resize", [64, 64], 1.0, [16, 32, 64, 128], 2, 3,
+                                 rules.Decision("data.fit", "resize", "fit", ""))
+    cost = StepCost(0.05, 0.02, 2.0, 1.0)
+    plan = budget.schedule(fp, candidate, cost, 300.0, 1, lambda folds: 0.8)
+    per_pass = 16 // 2  # 16 training images, batch 2
+    val_s = 4 * cost.predict_s / 2 + budget.EPOCH_OVERHEAD_S  # 4 validation images
+    k = plan.passes_per_epoch
+    assert k > 1 and plan.steps_per_epoch == per_pass * k
+    assert val_s <= rules.VALIDATION_SHARE * per_pass * k * cost.step_s
+    assert val_s > rules.VALIDATION_SHARE * per_pass * (k - 1) * cost.step_s
+    assert plan.passes == plan.epochs * k and plan.epochs >= rules.EPOCH_RANGE[0]
+    short = budget.schedule(fp, candidate, cost, 60.0, 1, lambda folds: 0.8)
+    assert short.epochs >= rules.EPOCH_RANGE[0] and 1 <= short.passes_per_epoch < k
+    # The plan writes the grouping into the experiment; patches set their epoch otherwise.
+    small = plan_from_fingerprint(fp, tmp_path, budget_minutes=5, measure=fake_measure)
+    assert small.experiment["data"]["passes_per_epoch"] == decisions(small)["data.passes_per_epoch"]
+    large = plan_from_fingerprint(fingerprint(n=15, shape=(700, 1100), dtype="uint16",
+                                              channels=1, minor=3.0, diameter=8.0),
+                                  tmp_path, budget_minutes=10, measure=fake_measure)
+    assert "data.passes_per_epoch" not in decisions(large)
+
+
 def test_deep_supervision_weights_halve_per_level_and_the_final_output_is_monitored(
         tmp_path, monkeypatch):
     from kerasmed.experiment.validate import validate_config
@@ -267,5 +296,8 @@ def test_a_planned_classifier_trains_from_its_class_folders(tmp_path):
     plan = plan_experiment(tmp_path / "oct", dataset="class_folders", budget_minutes=5,
                            output=tmp_path / "plan", measure=fake_measure)
     assert plan.fingerprint["classes"]["counts"] == {"bright": 8, "dark": 8}
+    # One short epoch: the fake machine's cheap steps make the plan's epochs ~100 passes long.
+    assert plan.experiment["data"]["passes_per_epoch"] > 1
     assert train_main([str(tmp_path / "plan" / "experiment.json"), "--output",
-                       str(tmp_path / "runs"), "--set", "training.epochs=1"]) == 0
+                       str(tmp_path / "runs"), "--set", "training.epochs=1",
+                       "--set", "data.passes_per_epoch=1"]) == 0

@@ -86,7 +86,8 @@ class _BaseDataset(keras.utils.PyDataset):
     def __init__(self, samples, batch_size, image_size, channels=3, shuffle=False, seed=0,
                  normalization="auto", cache=False, augment=None, fit="resize", training=None,
                  drop_remainder=None, on_error="raise", pad_value=0, tile_overlap=0, page=0,
-                 verify=True, patches_per_epoch=None, foreground_share=1 / 3, **kwargs):
+                 verify=True, patches_per_epoch=None, foreground_share=1 / 3,
+                 passes_per_epoch=1, **kwargs):
         super().__init__(**kwargs)
         if not samples:
             raise ValueError(f"{type(self).__name__} needs at least one sample")
@@ -109,6 +110,13 @@ class _BaseDataset(keras.utils.PyDataset):
                     patches_per_epoch, (int, np.integer)) or patches_per_epoch < 1:
                 raise ValueError(f"patches_per_epoch must be a positive integer or None, got "
                                  f"{patches_per_epoch!r}")
+        if isinstance(passes_per_epoch, bool) or not isinstance(
+                passes_per_epoch, (int, np.integer)) or passes_per_epoch < 1:
+            raise ValueError(f"passes_per_epoch must be a positive integer, got "
+                             f"{passes_per_epoch!r}")
+        if passes_per_epoch > 1 and fit == "patches":
+            raise ValueError("passes_per_epoch applies to the whole-image fits; fit='patches' "
+                             "sets the size of an epoch with patches_per_epoch")
         self.samples = list(samples)
         self.batch_size = int(batch_size)
         self.image_size = tuple(int(s) for s in image_size)
@@ -131,6 +139,7 @@ class _BaseDataset(keras.utils.PyDataset):
         self.tile_overlap = int(tile_overlap)
         self.foreground_share = float(foreground_share)
         self.patches_per_epoch = patches_per_epoch  # resolved in _make_items (training patches)
+        self.passes_per_epoch = int(passes_per_epoch) if self.training else 1
         self._has_foreground = None  # {sample index: bool}, from the scan or read on first need
         self._foreground_index = {} if cache else None  # {sample index: flat foreground pixels}
         self._warned_background = False
@@ -272,11 +281,14 @@ class _BaseDataset(keras.utils.PyDataset):
             # The sample and the window of each item are drawn when it is loaded.
             return [(None, None)] * self.patches_per_epoch
         if self.fit not in ("tile", "patches"):  # validation patches: the tile grid
-            return [(i, None) for i in range(len(self.samples))]
-        items = []
-        for i, (h, w) in enumerate(self._image_sizes()):
-            items += [(i, o) for o in tile_origins(h, w, self.image_size, self.tile_overlap)]
-        return items
+            items = [(i, None) for i in range(len(self.samples))]
+        else:
+            items = []
+            for i, (h, w) in enumerate(self._image_sizes()):
+                items += [(i, o) for o in tile_origins(h, w, self.image_size, self.tile_overlap)]
+        # Several passes in one epoch: each repeat is its own item, so it gets its own place
+        # in the shuffled order and its own augmentation (both drawn per item).
+        return items * self.passes_per_epoch
 
     def _make_order(self):
         n = len(self._items)
@@ -503,6 +515,10 @@ class SegmentationDataset(_BaseDataset):
             a random place in the window (``kerasmed.data.spatial.foreground_patch_origin``);
             a sample without foreground gives its turn to one, drawn at random, that has; if
             no sample has any, patches are random and a ``KerasmedWarning`` says so.
+        passes_per_epoch: training with the whole-image fits (and ``"tile"``): the images
+            (tiles) one epoch goes over, in one shuffled order, each with its own augmentation
+            (default 1). Longer epochs make validation, checkpoints and plots a smaller share
+            of a run on a small dataset; the planner sets it.
         page: TIFF page to read (``"all"`` stacks a single-channel stack as channels).
         **kwargs: ``workers``, ``use_multiprocessing``, ``max_queue_size`` of PyDataset.
     """

@@ -261,7 +261,8 @@ class Experiment:
         make = self._maker(model, classes)
         try:
             train_ds = make(split.train, shuffle=True, seed=self.config["seed"],
-                            augment=self.data["augmentation"])
+                            augment=self.data["augmentation"],
+                            passes_per_epoch=self.data["passes_per_epoch"])
             val_ds = make(split.val, shuffle=False)
         except ValueError as err:
             raise self._error("data", err) from err

@@ -282,6 +282,11 @@ SCHEMA: dict = {
                                    else f"must be positive, got {v}",
                                    doc="fit \"patches\": random patches per training epoch; "
                                        "null: by the images' size (kerasmed.data.dataset)"),
+        "passes_per_epoch": Field(_INT, 1,
+                                  check=lambda v: None if v > 0 else f"must be positive, got {v}",
+                                  doc="training: passes over the images (tiles) one epoch "
+                                      "makes, for every fit but \"patches\" (the planner "
+                                      "groups them so that validation stays a small share)"),
         "foreground_share": Field(_FLOAT, 1 / 3, check=_share,
                                   doc="fit \"patches\": share of each batch's patches placed "
                                       "on foreground (nnU-Net: 1/3)"),

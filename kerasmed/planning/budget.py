@@ -23,13 +23,15 @@ __all__ = ["Candidate", "Schedule", "schedule", "select", "needed_budget", "RUN_
 #: validation step (the train step's tracing is measured by the probe).
 RUN_OVERHEAD_S = 8.0
 #: Seconds an epoch spends besides its train steps and its validation images' predictions:
-#: checkpoints, history and plots. Measured on the 2-core machine in three planned runs:
-#: 0.6-0.9 s after the epoch's own time, and up to 0.9 s more within it on small images
-#: (benchmarks/RESULTS.md, 2026-12-04). 1.5 s was tried: the plans shrank (the MNI slices to
-#: 64x48) and scored below the hand-written experiments; the budget's unplanned 20 % absorbs
-#: the difference instead. (Timing the probe's steps through ``model.fit`` was tried too: a fit
-#: call's start-up, spread over a few steps, made every network look slower.)
-EPOCH_OVERHEAD_S = 1.0
+#: checkpoints, history and plots. Measured on the 2-core machine: 1.5-1.8 s in three 3-minute
+#: plans (2026-12-04), 2.5 s in the 10-minute MNI plan, whose checkpoints hold 94 MB
+#: (2026-12-05; benchmarks/RESULTS.md). Before epochs grouped several passes
+#: (``data.passes_per_epoch``) a figure above 1 s shrank the plans (the MNI slices to 64x48),
+#: because every pass paid it; now an epoch is made long enough that this overhead and the
+#: validation take at most ``rules.VALIDATION_SHARE`` of it. (Timing the probe's steps through
+#: ``model.fit`` was tried too: a fit call's start-up, spread over a few steps, made every
+#: network look slower.)
+EPOCH_OVERHEAD_S = 2.0
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Schedule:
     steps_per_epoch: int
     seconds: float  # the whole plan
     passes: float  # how often one model sees its training images' pixels
+    passes_per_epoch: int = 1  # whole-image fits: passes over the images one epoch makes
 
 
 def schedule(fp, candidate, cost: StepCost, budget_s: float, folds: int, n_train_fraction):
@@ -106,9 +109,18 @@ def schedule(fp, candidate, cost: StepCost, budget_s: float, folds: int, n_train
         per_model -= cost.trace_s + _tiles(fp, candidate, n_val) * cost.predict_s \
             / candidate.batch
     val_s = _tiles(fp, candidate, n_val) * cost.predict_s / candidate.batch + EPOCH_OVERHEAD_S
+    repeats = 1
     if candidate.fit == "resize":
         n_train = int(n * n_train_fraction(folds))
-        spe = max(1, n_train // candidate.batch)
+        per_pass = max(1, n_train // candidate.batch)
+        # A small dataset's pass is a few steps: passes are grouped into one epoch until its
+        # validation, checkpoints and plots take at most VALIDATION_SHARE of it (as the
+        # patches' epochs are sized), keeping at least EPOCH_RANGE[0] epochs to choose from.
+        repeats = max(1, math.ceil(val_s / (rules.VALIDATION_SHARE * per_pass * cost.step_s)))
+        while repeats > 1 and per_model // (per_pass * repeats * cost.step_s + val_s) \
+                < rules.EPOCH_RANGE[0]:
+            repeats -= 1
+        spe = per_pass * repeats
         epochs = int(per_model // (spe * cost.step_s + val_s))
         epochs = min(epochs, 1000)
     else:
@@ -125,7 +137,7 @@ def schedule(fp, candidate, cost: StepCost, budget_s: float, folds: int, n_train
     if epochs < 1 or spe < 1 or steps < rules.MIN_STEPS:
         return None
     if candidate.fit == "resize":
-        passes = float(epochs)
+        passes = float(epochs * repeats)
     else:
         h, w = fp["median_shape"]
         n_train = max(1.0, n * n_train_fraction(folds))
@@ -134,7 +146,7 @@ def schedule(fp, candidate, cost: StepCost, budget_s: float, folds: int, n_train
     model_s = RUN_OVERHEAD_S + cost.trace_s + epochs * (spe * cost.step_s + val_s)
     select_s = (cost.trace_s + _tiles(fp, candidate, n_val) * cost.predict_s / candidate.batch) \
         if folds > 1 else 0.0
-    return Schedule(folds, steps, epochs, spe, folds * (model_s + select_s), passes)
+    return Schedule(folds, steps, epochs, spe, folds * (model_s + select_s), passes, repeats)
 
 
 def _train_fraction(folds):

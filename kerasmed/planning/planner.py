@@ -163,7 +163,8 @@ def plan_from_fingerprint(fp, root, *, dataset="folder", options=None, budget_mi
     model = {"name": chosen.model, "params": chosen.params()}
     if not classify and mask_mode == "classes":
         base["data"]["num_classes"] = model["params"]["classes"] = fp["classes"]["n_classes"]
-    decisions += _schedule_decisions(fp, measured, plan, budget_minutes, folds, classify)
+    decisions += _schedule_decisions(fp, measured, plan, budget_minutes, folds, classify,
+                                     chosen.fit)
     decisions += [optimizer, schedule, rules.cache_rule(fp, channels, chosen.fit, chosen.size)]
     experiment = _experiment(root, dataset, options, decisions, model, base, seed,
                              name or Path(root).name, budget_minutes)
@@ -198,10 +199,16 @@ def _network_decisions(fp, c, cost, plan):
     return out
 
 
-def _schedule_decisions(fp, cost, plan, budget_minutes, folds_given, classify):
-    """Folds, epochs, the budget and (segmentation) the post-processing choice."""
+def _schedule_decisions(fp, cost, plan, budget_minutes, folds_given, classify, fit):
+    """Folds, epochs (and for whole images, the passes an epoch makes), the budget and
+    (segmentation) the post-processing choice."""
     select_on_folds = plan.folds > 1 and not classify
-    return [
+    passes = [] if fit == "patches" else [rules.Decision(
+        "data.passes_per_epoch", plan.passes_per_epoch, "schedule",
+        f"{plan.passes_per_epoch} pass(es) over the training images an epoch: validation and "
+        f"checkpoints <= {rules.VALIDATION_SHARE:.0%} of it",
+        {"step_s": cost.step_s, "predict_s": cost.predict_s})]
+    return passes + [
         rules.Decision("training.folds", plan.folds if plan.folds > 1 else None, "folds",
                        ("given by --folds" if folds_given else
                         f"the most folds (of {rules.FOLD_CHOICES}) whose models each get >= "
