@@ -84,6 +84,25 @@ def test_divergence_later_keeps_the_last_finite_checkpoint(write_config, tiny_ex
     assert _finite(run_dir / "last.keras") and _finite(run_dir / "best.keras")
 
 
+def test_a_diverged_classifier_is_not_scored_but_left_to_the_guard(tmp_path, monkeypatch):
+    """A planned classifier diverged within an epoch: the per-epoch classification scores met
+    NaN probabilities and the run ended as "error: Input contains NaN." (exit 2, as if the
+    input were bad) instead of diverged. Non-finite probabilities are now not scored."""
+    from kerasmed.training import callbacks
+
+    truth = np.array([0, 1, 0, 1])
+    prob = np.array([[0.9, 0.1], [np.nan, np.nan], [0.8, 0.2], [0.3, 0.7]])
+    monkeypatch.setattr(callbacks, "predict_labels", lambda model, dataset: (truth, prob))
+    metrics = callbacks.ClassificationMetrics(None, ["a", "b"], tmp_path)
+    logs = {"loss": 0.5}
+    metrics.on_epoch_end(0, logs)
+    assert np.isnan(logs["val_macro_f1"]) and np.isnan(logs["val_mean_auc"])
+    assert not (tmp_path / "confusion_matrix.png").exists()
+    prob[1] = [0.2, 0.8]
+    metrics.on_epoch_end(1, logs)
+    assert logs["val_macro_f1"] == 1.0 and (tmp_path / "confusion_matrix.png").exists()
+
+
 def test_inference_refuses_a_model_with_non_finite_weights(tmp_path, capsys):
     inputs = keras.Input((16, 16, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(1, 1, activation="sigmoid",

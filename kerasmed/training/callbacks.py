@@ -152,6 +152,12 @@ class ClassificationMetrics(keras.callbacks.Callback):
         if logs is None:
             return
         truth, prob = predict_labels(self.model, self.dataset)
+        if not np.isfinite(prob).all():
+            # A diverged network: nothing to score (the DivergenceGuard, before this callback,
+            # stops the run and says where); scoring would fail on the NaNs instead.
+            logs.update({key: float("nan") for key in
+                         ("val_macro_f1", "val_mean_auc", "val_balanced_accuracy")})
+            return
         table, summary = report(truth, prob, self.classes)
         logs["val_macro_f1"] = summary["macro_f1"]
         logs["val_mean_auc"] = summary["mean_auc"]
