@@ -23,7 +23,6 @@ __all__ = ["PANOPTIC_SCORES", "panoptic_counts", "panoptic_from_counts", "panopt
            "pooled_panoptic_quality"]
 
 
-
 def panoptic_counts(true, pred, iou_threshold: float = 0.5) -> dict:
     """``{"tp", "fp", "fn", "matched_iou"}`` of two instance masks: the matches (IoU above
     ``iou_threshold``, at least 0.5 so that each object has at most one partner), the

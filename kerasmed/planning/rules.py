@@ -342,10 +342,9 @@ def cache_rule(fp, channels: int, fit: str, size) -> Decision:
         pixels = [i["height"] * i["width"] for i in fp["images"]]
     nbytes = memory.cache_bytes(pixels, channels, itemsize,
                                 0 if fp["kind"] == "classification" else 1)
-    limit = memory.CACHE_SHARE * (memory.physical_memory_bytes() or 0)
-    value = nbytes < limit
+    machine = memory.physical_memory_bytes() or 0
+    value = nbytes < memory.CACHE_SHARE * machine
     return Decision("data.cache", value, "cache",
                     f"decoded samples take {nbytes / 2**20:.0f} MiB "
                     f"{'<' if value else '>='} {memory.CACHE_SHARE:.0%} of this machine's "
-                    f"{limit / memory.CACHE_SHARE / 2**30:.0f} GiB",
-                    {"bytes": nbytes, "memory_bytes": int(limit / memory.CACHE_SHARE)})
+                    f"{machine / 2**30:.0f} GiB", {"bytes": nbytes, "memory_bytes": machine})
